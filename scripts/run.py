@@ -51,7 +51,7 @@ def demo() -> None:
     ensure_installed("")
     cli = BIN / "fromscratch"
     run(cli, "gpt", "train", "--data", "pydoc", "--preset", "demo", "--max-time", "60",
-        "--out", "runs/demo")
+        "--out", "runs/demo", "--overwrite")
     run(cli, "gpt", "sample", "--ckpt", "runs/demo", "--prompt", "The ", "--max-new-tokens", "300",
         "--temperature", "0.8")
 

@@ -229,9 +229,12 @@ def test_log_lines_loss_png_and_saved_model(tmp_path):
     assert result.last("val_loss") == val[-1]
 
 
-def test_a_new_run_replaces_the_old_runs_log_and_checkpoints(tmp_path):
+def test_a_new_run_refuses_an_old_runs_folder_unless_told_to_overwrite(tmp_path):
     train(TinyLM(), DATA, config(max_steps=4, checkpoint_interval=1), out_dir=tmp_path)
-    result = train(TinyLM(), DATA, config(max_steps=1), out_dir=tmp_path)
+    with pytest.raises(UserError, match="already holds a training run"):
+        train(TinyLM(), DATA, config(max_steps=1), out_dir=tmp_path)
+    assert len(list((tmp_path / "checkpoints").glob("step-*"))) == 2  # nothing was lost
+    result = train(TinyLM(), DATA, config(max_steps=1), out_dir=tmp_path, overwrite=True)
     assert [p.name for p in (tmp_path / "checkpoints").glob("step-*")] == ["step-00000001"]
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == len(result.history) == 1
 

@@ -74,7 +74,7 @@ def cmd_gpt_train(args) -> None:
     )
     result = train(
         model, batches, cfg, out_dir=out, evaluate=evaluate, save_model=save_model,
-        resume=args.resume,
+        resume=args.resume, overwrite=args.overwrite,
     )
     val_loss = evaluate(model)["val_loss"]
     print(f"stopped by {result.stopped_by} at step {result.step}; validation loss {val_loss:.4f}")
@@ -175,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, help="override the recipe's number of steps")
     p.add_argument("--lr", type=_positive_float, help="override the recipe's peak learning rate")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_gpt_train)

@@ -239,6 +239,7 @@ def train(
     evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
     save_model: Callable[[torch.nn.Module, Path], None] | None = None,
     resume: bool = False,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train `model` by AdamW on `model.loss(batches(step, micro))`.
 
@@ -247,8 +248,9 @@ def train(
         {"val_loss": 1.47}; names ending in "loss" are drawn in loss.png.
     save_model: called after each checkpoint as save_model(model, out_dir), so that out_dir is
         also a model folder a user can load (e.g. weights + config + tokenizer).
-    resume: continue from the newest checkpoint in out_dir, exactly. Without it, a run in an
-        out_dir that holds an older run starts that folder's log and checkpoints afresh.
+    resume: continue from the newest checkpoint in out_dir, exactly.
+    overwrite: start afresh in an out_dir that holds an older run, deleting its checkpoints and
+        log. Without resume or overwrite such a folder is refused, so no run is lost by mistake.
     """
     if resume and out_dir is None:
         raise UserError("resume needs out_dir, the folder of the run to continue")
@@ -265,8 +267,13 @@ def train(
     saved_at = evaluated_at = -1
     if resume:
         step = saved_at = load_training_state(out_dir, model, optimizer)["step"]
-    elif out_dir is not None:
-        shutil.rmtree(out_dir / CHECKPOINTS, ignore_errors=True)  # a new run replaces an old one
+    elif out_dir is not None and (out_dir / CHECKPOINTS).exists():
+        if not overwrite:
+            raise UserError(
+                f"{out_dir} already holds a training run: resume it (--resume), start afresh "
+                "(--overwrite) or choose another output folder"
+            )
+        shutil.rmtree(out_dir / CHECKPOINTS)
     log = _Log(out_dir, resume_step=step if resume else None)
     if any(r["step"] == step and "loss" not in r for r in log.records):
         evaluated_at = step
