@@ -76,8 +76,11 @@ def cmd_gpt_train(args) -> None:
         model, batches, cfg, out_dir=out, evaluate=evaluate, save_model=save_model,
         resume=args.resume, overwrite=args.overwrite,
     )
-    val_loss = evaluate(model)["val_loss"]
-    print(f"stopped by {result.stopped_by} at step {result.step}; validation loss {val_loss:.4f}")
+    val_loss = result.last("val_loss")
+    summary = f"stopped by {result.stopped_by} at step {result.step}"
+    if val_loss is not None:
+        summary += f"; validation loss {val_loss:.4f} over the whole validation split"
+    print(summary)
     print(f"model, tokenizer, log.jsonl and loss.png in {out}")
 
 
