@@ -291,7 +291,9 @@ assert torch.equal(with_cache, without)
 #
 # A bigger (untrained: speed doesn't care) model, generating longer and longer continuations
 # of a one-token prompt, with and without the cache. Without it the time per step grows with
-# the sequence; with it, it stays nearly flat.
+# the sequence, so the total grows like $N^2$ or faster; with it, the total grows about like
+# $N$. We time on one CPU thread, which makes the comparison less sensitive to whatever else the
+# machine is doing.
 
 # %%
 torch.manual_seed(0)
@@ -300,11 +302,14 @@ big = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=512, n_layer=4, 
 lengths = [16, 32, 64] if FAST else [64, 128, 256, 512]
 seconds = {True: [], False: []}
 start_token = torch.zeros(1, 1, dtype=torch.long)
+threads = torch.get_num_threads()
+torch.set_num_threads(1)
 for n in lengths:
     for use_cache in (True, False):
         begin = time.perf_counter()
         big.generate(start_token, max_new_tokens=n - 1, temperature=0.0, use_cache=use_cache)
         seconds[use_cache].append(time.perf_counter() - begin)
+torch.set_num_threads(threads)
 for n, fast_s, slow_s in zip(lengths, seconds[True], seconds[False], strict=True):
     print(f"{n:>4} tokens: {fast_s:6.3f} s with the cache, {slow_s:6.3f} s without "
           f"({slow_s / fast_s:.1f}x)")
@@ -318,7 +323,7 @@ ax.legend()
 ax.set_title("Greedy generation time")
 plt.show()
 if not FAST:  # the short fast-mode runs are too noisy to promise a speed-up
-    assert seconds[False][-1] > 2 * seconds[True][-1]
+    assert seconds[False][-1] > 4 * seconds[True][-1]
 
 # %% [markdown]
 # ## Summary

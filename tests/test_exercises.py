@@ -21,6 +21,7 @@ from fromscratch.exercises import (
     solution_source,
     solutions,
 )
+from fromscratch.exercises.checking import get_exercise
 
 SEEDS = [0, 1, 2]
 
@@ -164,6 +165,10 @@ def mask_strict(T):
     return torch.tensor([[j < i for j in range(T)] for i in range(T)])
 
 
+def mask_everything_allowed(T):
+    return torch.ones(T, T) > 0
+
+
 def mask_additive(T):
     return torch.full((T, T), float("-inf")).triu(1)
 
@@ -177,6 +182,7 @@ def mask_additive(T):
         (mask_blocked, "inverted", "inverted"),
         (mask_strict, "diagonal", "diagonal"),
         (mask_additive, "additive", "boolean"),
+        (mask_everything_allowed, "all_allowed", "every key"),
     ],
 )
 def test_causal_mask_mistakes(fn, key, words, seed):
@@ -397,6 +403,14 @@ def ce_naive(logits, targets):
 def test_cross_entropy_mistakes(fn, key, words, seed):
     result = diagnose("cross_entropy", fn, seed)
     assert result.diagnosis == key and words in result.message
+
+
+def test_a_wrong_scalar_is_reported_as_a_value_not_a_factor():
+    result = diagnose("cross_entropy", lambda z, t: F.cross_entropy(z, t) + 0.5, seed=0)
+    assert result.diagnosis == "values"
+    first_case = get_exercise("cross_entropy").make_cases(torch.Generator().manual_seed(0))[0]
+    expected = F.cross_entropy(*first_case.args).item()
+    assert f"expected {expected:.5g}, got {expected + 0.5:.5g}" in result.message
 
 
 def test_cross_entropy_torch_builtin_is_correct():

@@ -233,6 +233,12 @@ register(
                 lambda t: _lower(t, diagonal=-1),
             ),
             Mistake(
+                "all_allowed",
+                "True everywhere: that allows every key. Query i may only see keys j ≤ i, "
+                "the lower triangle (torch.tril).",
+                lambda t: torch.ones(t, t, dtype=torch.bool),
+            ),
+            Mistake(
                 "additive",
                 "you returned an additive mask (0 / -inf); this exercise asks for a boolean one, "
                 "True = may attend.",

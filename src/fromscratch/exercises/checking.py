@@ -281,18 +281,26 @@ def _diagnose_tensor(ex: Exercise, got, expected: torch.Tensor) -> tuple[str, st
                 "off by a transpose: your output is the answer with its last two axes swapped."
             )
         finite = torch.isfinite(expected)
-        factor = _constant_factor(got[finite], expected[finite])
+        # Two single numbers always differ by some factor: only a pattern of many says "scale".
+        factor = _constant_factor(got[finite], expected[finite]) if finite.sum() > 1 else None
         if factor is not None:
             return "factor", (
                 f"off by a constant factor: your output is {factor:.4g} × the answer "
                 "(a missing or extra scale, a sum instead of a mean?)."
             )
+    if expected.numel() == 1:
+        return "values", f"wrong value: expected {_item(expected)}, got {_item(got)}."
     difference = (got.double() - expected.double()).abs().nan_to_num(float("inf"))
     index = tuple(int(i) for i in torch.unravel_index(difference.argmax(), difference.shape))
     return "values", (
         f"wrong values: the largest difference is at index {index}: "
-        f"expected {expected[index].item():.5g}, got {got[index].item():.5g}."
+        f"expected {_item(expected[index])}, got {_item(got[index])}."
     )
+
+
+def _item(t: torch.Tensor) -> str:
+    value = t.item()
+    return str(value) if isinstance(value, bool) else f"{value:.5g}"
 
 
 def _constant_factor(got: torch.Tensor, expected: torch.Tensor) -> float | None:
