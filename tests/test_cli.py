@@ -1,0 +1,130 @@
+"""The command line end to end: train → folder → sample / eval; one-line errors for bad input."""
+
+import json
+import math
+import subprocess
+import sys
+from pydoc_data.topics import topics
+
+import pytest
+import torch
+
+from fromscratch.cli import main
+from fromscratch.data.text import evaluate_lm, split_train_val
+from fromscratch.gpt import GPT
+from fromscratch.tokenizers import load_tokenizer
+
+TEXT = "".join(topics[k] for k in sorted(topics))[:30_000]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "corpus.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "model"
+    code = main(["gpt", "train", "--data", str(corpus), "--preset", "demo", "--max-steps", "20",
+                 "--out", str(out)])
+    assert code == 0
+    return out
+
+
+def run_cli(capsys, *args):
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_train_writes_a_loadable_model_folder_with_its_tokenizer_and_log(trained):
+    model = GPT.from_pretrained(trained)
+    tokenizer = load_tokenizer(trained)
+    assert model.config.vocab_size == tokenizer.vocab_size == len(set(TEXT))
+    records = [json.loads(line) for line in (trained / "log.jsonl").read_text().splitlines()]
+    evals = [r["val_loss"] for r in records if "val_loss" in r]
+    assert abs(evals[0] - math.log(tokenizer.vocab_size)) < 0.5  # untrained: about ln(vocab)
+    assert evals[-1] < evals[0] - 0.5  # 20 steps already learn the letter frequencies
+    assert (trained / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (trained / "checkpoints" / "latest").read_text().strip() == "step-00000020"
+
+
+def test_eval_prints_the_loss_over_the_whole_validation_split(trained, corpus, capsys):
+    code, out, _ = run_cli(capsys, "gpt", "eval", "--ckpt", str(trained), "--data", str(corpus))
+    assert code == 0
+    model, tokenizer = GPT.from_pretrained(trained).eval(), load_tokenizer(trained)
+    _, val_ids = split_train_val(torch.tensor(tokenizer.encode(TEXT)))
+    expected = evaluate_lm(model, val_ids, model.config.block_size, batch_size=64)
+    assert f"validation loss {expected:.4f} over {len(val_ids):,} tokens" in out
+
+
+def test_sample_continues_the_prompt_and_is_deterministic_with_a_seed(trained, capsys):
+    args = ["gpt", "sample", "--ckpt", str(trained), "--prompt", "The ", "--max-new-tokens", "40"]
+    code, first, _ = run_cli(capsys, *args)
+    _, second, _ = run_cli(capsys, *args)
+    _, other_seed, _ = run_cli(capsys, *args, "--seed", "7")
+    assert code == 0 and first == second != other_seed
+    assert first.startswith("The ") and len(first.rstrip("\n")) == 4 + 40
+
+
+def test_resume_continues_and_a_second_run_without_resume_is_refused(trained, corpus, capsys):
+    args = ["gpt", "train", "--data", str(corpus), "--preset", "demo", "--out", str(trained)]
+    code, _, err = run_cli(capsys, *args, "--max-steps", "24")
+    assert code == 2 and "already holds a training run" in err
+    code, _, _ = run_cli(capsys, *args, "--max-steps", "24", "--resume")
+    assert code == 0
+    assert (trained / "checkpoints" / "latest").read_text().strip() == "step-00000024"
+
+
+def write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make_data, message",
+    [
+        (lambda p: p / "missing.txt", "no such file"),
+        (lambda p: write(p / "empty.txt", b""), "empty"),
+        (lambda p: write(p / "bin.dat", b"\x00\x01\x02" * 100), "binary"),
+        (lambda p: write(p / "latin.txt", "café ".encode("latin-1") * 50), "UTF-8"),
+        (lambda p: p, "is a folder"),
+    ],
+)
+def test_bad_data_files_give_one_line_and_exit_code_2(tmp_path, capsys, make_data, message):
+    data = make_data(tmp_path)
+    code, _, err = run_cli(capsys, "gpt", "train", "--data", str(data), "--out",
+                           str(tmp_path / "out"))
+    assert code == 2
+    assert err.count("\n") == 1 and message.lower() in err.lower() and "Traceback" not in err
+
+
+def test_bad_arguments_and_checkpoints_give_one_line_and_exit_code_2(trained, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "gpt", "train", "--data", "pydoc", "--preset", "huge",
+                           "--out", str(tmp_path / "x"))
+    assert code == 2 and "unknown preset 'huge'" in err
+
+    code, _, err = run_cli(capsys, "gpt", "sample", "--ckpt", str(trained), "--prompt", "→ λ")
+    assert code == 2 and "'→'" in err  # a character the model never saw
+
+    code, _, err = run_cli(capsys, "gpt", "sample", "--ckpt", str(tmp_path / "nowhere"))
+    assert code == 2 and err.count("\n") == 1
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ["config.json", "tokenizer.json"]:
+        (broken / name).write_bytes((trained / name).read_bytes())
+    (broken / "model.safetensors").write_bytes((trained / "model.safetensors").read_bytes()[:100])
+    code, _, err = run_cli(capsys, "gpt", "sample", "--ckpt", str(broken))
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_the_console_script_prints_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "fromscratch", "gpt", "eval", "--ckpt", str(tmp_path),
+         "--data", "pydoc"], capture_output=True, text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
