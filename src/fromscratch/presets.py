@@ -43,7 +43,7 @@ RECIPES: dict[str, GPTRecipe] = {
         model=dict(block_size=64, n_layer=2, n_head=4, n_embd=192, dropout=0.0, bias=False),
         tokenizer="char",
         batch_size=64,
-        train=dict(max_steps=300, lr=6e-3, min_lr=6e-5, warmup_steps=30, eval_interval=25),
+        train=dict(max_steps=300, lr=6e-3, min_lr=6e-5, warmup_steps=30, eval_interval=50),
     ),
     "shakespeare-char": GPTRecipe(
         description="tuned for 2 CPU cores: character-level Shakespeare, val loss < 1.7 in 5 min",
