@@ -18,6 +18,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 from fromscratch.checkpoint import load_training_state
 from fromscratch.data.text import LMBatches, evaluate_lm
 from fromscratch.errors import UserError
+from fromscratch.plots import plot_loss_curves, smooth
 from fromscratch.train import (
     TrainConfig,
     TrainingDiverged,
@@ -264,3 +265,17 @@ def test_training_without_out_dir_draws_nothing(monkeypatch):
 
     monkeypatch.setattr("fromscratch.train.plot_loss_curves", fail)
     train(TinyLM(), DATA, config(max_steps=2), evaluate=evaluate)
+
+
+@pytest.mark.parametrize("n_points", [1, 9, 10, 15, 20, 21, 400])
+def test_the_loss_plot_draws_runs_of_any_length(tmp_path, n_points):
+    history = [{"step": 10 * k, "loss": 4.0 / (k + 1)} for k in range(n_points)]
+    history.append({"step": 10 * n_points, "val_loss": 1.0})
+    png = plot_loss_curves(history, tmp_path / "loss.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_smoothing_is_a_bias_corrected_moving_average():
+    assert smooth([2.0, 2.0, 2.0], 0.9) == pytest.approx([2.0, 2.0, 2.0])
+    # m1 = 0.5·1 = 0.5 → 0.5 / (1 - 0.5) = 1;  m2 = 0.5·0.5 + 0.5·3 = 1.75 → 1.75 / 0.75
+    assert smooth([1.0, 3.0], 0.5) == pytest.approx([1.0, 1.75 / 0.75])

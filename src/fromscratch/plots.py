@@ -59,7 +59,7 @@ def plot_loss_curves(
         axes.plot(steps, losses, color="tab:blue", alpha=0.35 if smoothed else 1.0, linewidth=1,
                   label="train")
         if smoothed:
-            weight = min(0.9, 1 - 20 / len(losses))  # average over ~1/20 of a short run
+            weight = min(0.9, 1 - 20 / len(losses)) if len(losses) > 20 else 0.5  # ~1/20 of a run
             axes.plot(steps, smooth(list(losses), weight), color="tab:blue",
                       label="train (smoothed)")
     colors = ["tab:orange", "tab:green", "tab:red", "tab:purple"]
