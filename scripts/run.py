@@ -53,7 +53,7 @@ def demo() -> None:
     run(cli, "gpt", "train", "--data", "pydoc", "--preset", "demo", "--max-time", "60",
         "--out", "runs/demo", "--overwrite")
     run(cli, "gpt", "sample", "--ckpt", "runs/demo", "--prompt", "The ", "--max-new-tokens", "300",
-        "--temperature", "0.8")
+        "--temperature", "0.7", "--top-k", "20")
 
 
 def lint() -> None:

@@ -24,11 +24,11 @@ class GPTRecipe:
 # (6e-3, stable thanks to pre-LN and clipping) decayed 100x by the end of the cosine does the rest.
 RECIPES: dict[str, GPTRecipe] = {
     "demo": GPTRecipe(
-        description="a small character-level GPT that learns to spell in a minute on a laptop",
+        description="a small character-level GPT: letters, spaces and short words in a minute",
         model=dict(block_size=64, n_layer=2, n_head=4, n_embd=192, dropout=0.0, bias=False),
         tokenizer="char",
         batch_size=64,
-        train=dict(max_steps=150, lr=6e-3, min_lr=6e-5, warmup_steps=20, eval_interval=50),
+        train=dict(max_steps=120, lr=6e-3, min_lr=6e-5, warmup_steps=20, eval_interval=60),
     ),
     "nanogpt-cpu": GPTRecipe(
         description="nanoGPT's README CPU configuration for character-level Shakespeare (the peer)",
