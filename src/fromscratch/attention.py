@@ -102,7 +102,13 @@ def scaled_dot_product_attention(
     dropout_p: probability of zeroing each attention weight (always applied: pass 0.0 in eval).
     fast: use PyTorch's fused kernel instead of the written-out path (same numbers, less memory).
     """
-    mask = _with_causal(mask, causal, q.shape[-2], k.shape[-2], q.device)
+    t_query, t_key = q.shape[-2], k.shape[-2]
+    if fast and mask is None and (not causal or t_query in (1, t_key)):
+        # No mask tensor needed: a causal square block is the fused kernel's is_causal flag (it
+        # then skips the masked half), and a lone newest query (KV cache) may see every key.
+        is_causal = causal and t_query == t_key > 1
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=is_causal)
+    mask = _with_causal(mask, causal, t_query, t_key, q.device)
     if fast:
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
         if mask is None:

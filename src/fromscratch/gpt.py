@@ -184,12 +184,7 @@ class CausalSelfAttention(nn.Module):
             k, v = kv_cache.update(self.layer_idx, k, v)  # (B, H, T_past + T, D)
         dropout_p = self.dropout if self.training else 0.0
         # y = softmax(q kᵀ / √D + M) v, with M = -∞ where the key comes after the query
-        if fast and (T == 1 or T == k.shape[2]):
-            # PyTorch's fused kernel. is_causal (query i sees keys 0..i) needs no mask tensor and
-            # lets the kernel skip the masked half; a lone new token may see every key anyway.
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, dropout_p=dropout_p)
-        else:  # written out (or new tokens after cached ones: the mask aligns them to the end)
-            y = scaled_dot_product_attention(q, k, v, causal=True, dropout_p=dropout_p, fast=fast)
+        y = scaled_dot_product_attention(q, k, v, causal=True, dropout_p=dropout_p, fast=fast)
         y = y.transpose(1, 2).reshape(B, T, C)  # heads side by side again: (B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
