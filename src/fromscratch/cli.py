@@ -1,214 +1,29 @@
-"""The command line: `fromscratch <model> <verb>`.
+"""The command line: `fromscratch <model> <verb>`; each model's verbs live in `commands/`.
 
-    fromscratch gpt train  --data {shakespeare,pydoc,PATH} [--preset NAME] [--max-time S] --out DIR
-    fromscratch gpt sample --ckpt DIR_OR_HUB_NAME [--prompt TEXT] [--temperature T] [--top-k K] ...
-    fromscratch gpt eval   --ckpt DIR --data {shakespeare,pydoc,PATH}
-    fromscratch lessons list | solution NAME
+    fromscratch gpt train|sample|eval ...
+    fromscratch lessons list|solution ...
 
 Problems the user can fix end in one line on stderr and exit code 2, never a traceback.
-Heavy imports happen inside the commands, so `--help` is instant.
 """
 
 import argparse
+import importlib
+import pkgutil
 import sys
-from pathlib import Path
 
+from . import commands
 from .errors import UserError
-
-
-# ---------------------------------------------------------------------------------------------
-# gpt train
-# ---------------------------------------------------------------------------------------------
-def _make_tokenizer(kind: str, text: str):
-    from .tokenizers import BPETokenizer, CharTokenizer
-
-    if kind == "char":
-        return CharTokenizer.train(text)
-    if kind == "gpt2":
-        return BPETokenizer.gpt2()
-    if kind.startswith("bpe:") and kind[4:].isdigit():
-        return BPETokenizer.train(text, int(kind[4:]), progress=True)
-    raise UserError(f"unknown tokenizer {kind!r}; use char, gpt2 or bpe:N (e.g. bpe:1024)")
-
-
-def cmd_gpt_train(args) -> None:
-    import torch
-
-    from .data.text import LMBatches, evaluate_lm, load_text, split_train_val
-    from .gpt import GPT, GPTConfig
-    from .presets import get_recipe
-    from .train import TrainConfig, train
-
-    recipe = get_recipe(args.preset)
-    out = Path(args.out)
-    torch.manual_seed(args.seed)
-    text = load_text(args.data)
-    tokenizer = _make_tokenizer(args.tokenizer or recipe.tokenizer, text)
-    ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
-    train_ids, val_ids = split_train_val(ids)
-    block_size = recipe.model["block_size"]
-    if len(val_ids) <= block_size:
-        raise UserError(
-            f"{args.data} is too short: the validation split needs more than {block_size} tokens"
-        )
-
-    config = GPTConfig(vocab_size=tokenizer.vocab_size, **recipe.model)
-    model = GPT(config).to(args.device)
-    train_settings = dict(recipe.train, seed=args.seed, device=args.device)
-    for name in ("max_steps", "max_time", "lr"):
-        if getattr(args, name) is not None:
-            train_settings[name] = getattr(args, name)
-    cfg = TrainConfig(**train_settings)
-    batches = LMBatches(train_ids, block_size, recipe.batch_size, seed=args.seed)
-
-    def evaluate(m):
-        return {"val_loss": evaluate_lm(m, val_ids, block_size, batch_size=64)}
-
-    def save_model(m, directory):
-        m.save_pretrained(directory)
-        tokenizer.save(directory)
-
-    print(
-        f"training {model.num_params() / 1e6:.2f}M-parameter GPT ({args.preset}) on {args.data}: "
-        f"{len(train_ids):,} train / {len(val_ids):,} val tokens, vocab {tokenizer.vocab_size}"
-    )
-    result = train(
-        model, batches, cfg, out_dir=out, evaluate=evaluate, save_model=save_model,
-        resume=args.resume, overwrite=args.overwrite,
-    )
-    val_loss = result.last("val_loss")
-    summary = f"stopped by {result.stopped_by} at step {result.step}"
-    if val_loss is not None:
-        summary += f"; validation loss {val_loss:.4f} over the whole validation split"
-    print(summary)
-    print(f"model, tokenizer, log.jsonl and loss.png in {out}")
-
-
-# ---------------------------------------------------------------------------------------------
-# gpt sample / eval
-# ---------------------------------------------------------------------------------------------
-def _load_model_and_tokenizer(ckpt: str, device: str):
-    from .gpt import GPT
-    from .tokenizers import BPETokenizer, load_tokenizer
-
-    model = GPT.from_pretrained(ckpt).to(device).eval()
-    folder = Path(ckpt)
-    if folder.is_dir():
-        tokenizer = load_tokenizer(folder)
-    else:  # a hub name: every GPT-2 size shares GPT-2's vocabulary
-        tokenizer = BPETokenizer.gpt2()
-    if tokenizer.vocab_size > model.config.vocab_size:
-        raise UserError(
-            f"the tokenizer in {ckpt} has {tokenizer.vocab_size} tokens but the model only "
-            f"{model.config.vocab_size}: the folder mixes files from different models"
-        )
-    return model, tokenizer
-
-
-def cmd_gpt_sample(args) -> None:
-    import torch
-
-    model, tokenizer = _load_model_and_tokenizer(args.ckpt, args.device)
-    prompt_ids = tokenizer.encode(args.prompt) if args.prompt else []
-    if not prompt_ids:  # start from the first token of the vocabulary (a newline for char models)
-        prompt_ids = tokenizer.encode("\n") if args.prompt is None else [0]
-    generator = torch.Generator(device=args.device).manual_seed(args.seed)
-    idx = torch.tensor([prompt_ids] * args.num_samples, dtype=torch.long, device=args.device)
-    out = model.generate(
-        idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-        top_p=args.top_p, generator=generator,
-    )
-    for i, row in enumerate(out.tolist()):
-        if args.num_samples > 1:
-            print(f"--- sample {i + 1}")
-        print(tokenizer.decode(row))
-
-
-def cmd_gpt_eval(args) -> None:
-    import torch
-
-    from .data.text import evaluate_lm, load_text, split_train_val
-
-    model, tokenizer = _load_model_and_tokenizer(args.ckpt, args.device)
-    ids = torch.tensor(tokenizer.encode(load_text(args.data)), dtype=torch.long)
-    _, val_ids = split_train_val(ids)
-    loss = evaluate_lm(model, val_ids, model.config.block_size, batch_size=args.batch_size)
-    print(f"validation loss {loss:.4f} over {len(val_ids):,} tokens of {args.data}")
-
-
-# ---------------------------------------------------------------------------------------------
-# lessons
-# ---------------------------------------------------------------------------------------------
-def cmd_lessons_list(args) -> None:
-    from .exercises import list_exercises
-
-    for name in list_exercises():
-        print(name)
-
-
-def cmd_lessons_solution(args) -> None:
-    from .exercises import solution_source
-
-    print(solution_source(args.name))
-
-
-# ---------------------------------------------------------------------------------------------
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fromscratch", description="Transformers and diffusion models built from scratch."
     )
-    models = parser.add_subparsers(dest="model", required=True)
-
-    gpt = models.add_parser("gpt", help="decoder-only language models (GPT, GPT-2)")
-    verbs = gpt.add_subparsers(dest="verb", required=True)
-
-    p = verbs.add_parser("train", help="train a GPT on a text corpus")
-    p.add_argument("--data", required=True, help="shakespeare, pydoc (offline) or a UTF-8 file")
-    p.add_argument("--preset", default="demo", help="recipe: demo, shakespeare-char, ...")
-    p.add_argument("--tokenizer", help="override the recipe's tokenizer: char, gpt2 or bpe:N")
-    p.add_argument("--out", required=True, help="output folder (a loadable model folder)")
-    p.add_argument("--max-time", type=_positive_float, help="stop after this many seconds")
-    p.add_argument("--max-steps", type=int, help="override the recipe's number of steps")
-    p.add_argument("--lr", type=_positive_float, help="override the recipe's peak learning rate")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
-    p.add_argument("--seed", type=int, default=1337)
-    p.add_argument("--device", default="cpu")
-    p.set_defaults(func=cmd_gpt_train)
-
-    p = verbs.add_parser("sample", help="generate text from a trained model or a GPT-2 hub name")
-    p.add_argument("--ckpt", required=True, help="a model folder, or a hub name such as gpt2")
-    p.add_argument("--prompt", help="text to continue")
-    p.add_argument("--max-new-tokens", type=int, default=200)
-    p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--top-p", type=float)
-    p.add_argument("--num-samples", type=int, default=1)
-    p.add_argument("--seed", type=int, default=1337)
-    p.add_argument("--device", default="cpu")
-    p.set_defaults(func=cmd_gpt_sample)
-
-    p = verbs.add_parser("eval", help="validation loss over the whole validation split")
-    p.add_argument("--ckpt", required=True)
-    p.add_argument("--data", required=True)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="cpu")
-    p.set_defaults(func=cmd_gpt_eval)
-
-    lessons = models.add_parser("lessons", help="the lessons' exercises and their solutions")
-    verbs = lessons.add_subparsers(dest="verb", required=True)
-    p = verbs.add_parser("list", help="list the exercises")
-    p.set_defaults(func=cmd_lessons_list)
-    p = verbs.add_parser("solution", help="print the reference solution of an exercise")
-    p.add_argument("name")
-    p.set_defaults(func=cmd_lessons_solution)
+    subparsers = parser.add_subparsers(dest="model", required=True)
+    for module in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        command = importlib.import_module(f"{commands.__name__}.{module.name}")
+        if hasattr(command, "register"):  # helpers such as `common` register nothing
+            command.register(subparsers)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""The exercises of the GPT track: for each, its test inputs and the mistakes we can recognize.
+"""The GPT track's exercises (lessons 01-05): their test inputs and the mistakes we recognize.
 
 Every `make_*_cases(gen)` returns fresh random inputs drawn from `gen`, in several shapes, plus
 the edge cases where bugs hide (a single token, masked entries, inputs large enough to overflow
@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from fromscratch.exercises import solutions
+from fromscratch.exercises import gpt_solutions as solutions
 from fromscratch.exercises.checking import Case, Exercise, Mistake, register
 
 NEG_INF = float("-inf")

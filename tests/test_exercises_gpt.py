@@ -19,8 +19,8 @@ from fromscratch.exercises import (
     list_exercises,
     prompt,
     solution_source,
-    solutions,
 )
+from fromscratch.exercises import gpt_solutions as solutions
 from fromscratch.exercises.checking import get_exercise
 
 SEEDS = [0, 1, 2]
