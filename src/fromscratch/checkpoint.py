@@ -13,6 +13,7 @@ Layout of a run folder `out_dir`:
 
     out_dir/checkpoints/step-00000100/model.safetensors      model.state_dict()
                                      optimizer.safetensors  optimizer tensors (Adam's m and v)
+                                     ema.safetensors        averaged weights (runs with an EMA)
                                      state.json             step, config, RNG states, file sizes
     out_dir/checkpoints/latest                              text: the newest folder's name
 """
@@ -32,6 +33,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from fromscratch.ema import EMA
 from fromscratch.errors import UserError
 
 CHECKPOINTS = "checkpoints"
@@ -208,11 +210,12 @@ def save_training_state(
     train_config: dict,
     extra: dict | None = None,
     keep: int = 2,
+    ema: EMA | None = None,
 ) -> Path:
     """Write out_dir/checkpoints/step-{step:08d} atomically, point `latest` at it, keep `keep`.
 
     `step` is the number of optimizer steps already taken: resuming starts at step `step`.
-    Returns the checkpoint folder.
+    `ema`, if given, is saved beside the model (ema.safetensors). Returns the checkpoint folder.
     """
     checkpoints = Path(out_dir) / CHECKPOINTS
     checkpoints.mkdir(parents=True, exist_ok=True)
@@ -225,6 +228,13 @@ def save_training_state(
         rng_tensors = {f"rng.{k}": t for k, t in rng_tensors.items()}
         save_file(_on_cpu(model_tensors), tmp / "model.safetensors")
         save_file(_on_cpu({**optimizer_tensors, **rng_tensors}), tmp / "optimizer.safetensors")
+        ema_json = None
+        if ema is not None:
+            ema_state = ema.state_dict()
+            ema_tensors = {f"{kind}.{name}": tensor for kind in ("params", "buffers")
+                           for name, tensor in ema_state.pop(kind).items()}
+            save_file(_on_cpu(ema_tensors), tmp / "ema.safetensors")
+            ema_json = ema_state  # decay, warmup, num_updates
         files = {f.name: f.stat().st_size for f in tmp.iterdir()}
         state = {
             "step": step,
@@ -233,6 +243,7 @@ def save_training_state(
             "tied": tied,
             "optimizer": optimizer_json,
             "rng": rng_json,
+            "ema": ema_json,
             "files": files,  # sizes, to spot a truncated file before trusting it
         }
         (tmp / "state.json").write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
@@ -265,6 +276,7 @@ class _Corrupt(Exception):
 
 
 def _read_folder(folder: Path) -> tuple[dict, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(state.json, model tensors, every other tensor: optimizer, rng and "ema." ones)."""
     try:
         state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
         for file_name, size in state["files"].items():
@@ -273,6 +285,9 @@ def _read_folder(folder: Path) -> tuple[dict, dict[str, torch.Tensor], dict[str,
                 raise _Corrupt(f"{folder / file_name} has {actual} bytes, expected {size}")
         model_tensors = load_file(folder / "model.safetensors")
         other_tensors = load_file(folder / "optimizer.safetensors")
+        if "ema.safetensors" in state["files"]:
+            ema_tensors = load_file(folder / "ema.safetensors")
+            other_tensors |= {f"ema.{k}": t for k, t in ema_tensors.items()}
     except (OSError, KeyError, ValueError, SafetensorError) as error:
         raise _Corrupt(f"{folder}: {error}") from error
     return state, model_tensors, other_tensors
@@ -294,10 +309,15 @@ def _check_fits(model: torch.nn.Module, tensors: dict[str, torch.Tensor], folder
 
 
 def load_training_state(
-    out_dir: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None
+    out_dir: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    *,
+    ema: EMA | None = None,
 ) -> dict:
     """Restore model, optimizer and random generators from the newest usable checkpoint.
 
+    `ema` is restored too; from a checkpoint saved without one it restarts at the loaded weights.
     Tries the folder named in `latest` first, then older ones (newest first), skipping with a
     warning any that is incomplete or damaged. Returns {"step", "train_config", "extra", "path"}.
     """
@@ -333,6 +353,8 @@ def load_training_state(
                     f"the optimizer state in {folder} does not fit this model's parameters "
                     f"({error}): use the same model settings as the run"
                 ) from error
+        if ema is not None:
+            _load_ema(ema, model, state.get("ema"), other_tensors, folder)
         rng_tensors = {k[4:]: t for k, t in other_tensors.items() if k.startswith("rng.")}
         _set_rng_states(rng_tensors, state["rng"])
         return {
@@ -342,3 +364,22 @@ def load_training_state(
             "path": folder,
         }
     raise UserError(f"no usable checkpoint in {checkpoints} ({'; '.join(problems)})")
+
+
+def _load_ema(
+    ema: EMA, model: torch.nn.Module, saved: dict | None, tensors: dict[str, torch.Tensor],
+    folder: Path,
+) -> None:
+    if saved is None:  # the run had no EMA until now: the average starts here
+        ema.load_state_dict(EMA(model, ema.decay, warmup=ema.warmup).state_dict())
+        return
+    state = {**saved, "params": {}, "buffers": {}}
+    for key, tensor in tensors.items():
+        if key.startswith("ema."):
+            kind, name = key[4:].split(".", 1)
+            state[kind][name] = tensor
+    try:
+        ema.load_state_dict(state)
+    except ValueError as error:
+        raise UserError(f"the EMA in {folder} does not fit this model ({error}): use the same "
+                        "model settings as the run") from error

@@ -10,6 +10,7 @@ Optimizer step k (k = 0, 1, ..., max_steps - 1), with parameters θ:
     g    = Σ_m ∇ loss(batches(k, m)) / grad_accum     gradient accumulation over micro-batches
     g    ← g · min(1, grad_clip / ‖g‖)                clip the global gradient norm
     θ    ← AdamW(θ, g, lr_k)                          weight decay on matrices only
+    θ̄    ← d θ̄ + (1 − d) θ                           optional EMA of the weights (ema.py)
 
 Step numbers in logs and checkpoints count the updates already done: the record with "step": 100
 is written after the 100th update (its loss is the mean of the losses those updates were computed
@@ -28,7 +29,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from fromscratch.checkpoint import (
     load_training_state,
     save_training_state,
 )
+from fromscratch.ema import EMA
 from fromscratch.errors import UserError
 from fromscratch.plots import plot_loss_curves, read_log
 
@@ -67,6 +69,8 @@ class TrainConfig:
     seed: int = 1337  # seeds torch's generator (dropout, noise) at the start of a run
     device: str = "cpu"
     progress: bool = True
+    ema_decay: float | None = None  # keep an EMA of the weights with this decay (e.g. 0.999)
+    ema_warmup: bool = False  # decay min(ema_decay, (1 + n) / (10 + n)) at update n
 
     def __post_init__(self):
         if self.min_lr is None:
@@ -81,6 +85,8 @@ class TrainConfig:
                 raise UserError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.lr <= 0:
             raise UserError(f"lr must be positive, got {self.lr}")
+        if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
+            raise UserError(f"ema_decay must be in [0, 1) (e.g. 0.999), got {self.ema_decay}")
         if self.max_time is not None and self.max_time < 0:
             raise UserError(f"max_time must be a number of seconds, got {self.max_time}")
 
@@ -101,6 +107,7 @@ class TrainResult:
     step: int  # optimizer updates done
     stopped_by: str  # "max_steps", "max_time" or "interrupted"
     seconds: float = 0.0  # wall time of this call
+    ema: EMA | None = None  # the averaged weights, when cfg.ema_decay is set
 
     def last(self, key: str) -> float | None:
         """The most recent value of `key` in the history (e.g. "loss", "val_loss")."""
@@ -248,6 +255,8 @@ def train(
         {"val_loss": 1.47}; names ending in "loss" are drawn in loss.png.
     save_model: called after each checkpoint as save_model(model, out_dir), so that out_dir is
         also a model folder a user can load (e.g. weights + config + tokenizer).
+    With cfg.ema_decay set, evaluate and save_model see the averaged weights θ̄ (swapped into
+    the model for the call; the model trains on its own θ); result.ema holds them afterwards.
     resume: continue from the newest checkpoint in out_dir, exactly.
     overwrite: start afresh in an out_dir that holds an older run, deleting its checkpoints and
         log. Without resume or overwrite such a folder is refused, so no run is lost by mistake.
@@ -262,11 +271,15 @@ def train(
     model.to(device)
     model.train()
     optimizer = make_optimizer(model, cfg)
+    ema = EMA(model, cfg.ema_decay, warmup=cfg.ema_warmup) if cfg.ema_decay is not None else None
+
+    def averaged_weights():  # the weights evaluate and save_model see
+        return ema.swap(model) if ema is not None else nullcontext()
 
     step = 0  # optimizer updates done
     saved_at = evaluated_at = -1
     if resume:
-        step = saved_at = load_training_state(out_dir, model, optimizer)["step"]
+        step = saved_at = load_training_state(out_dir, model, optimizer, ema=ema)["step"]
     elif out_dir is not None and (out_dir / CHECKPOINTS).exists():
         if not overwrite:
             raise UserError(
@@ -304,7 +317,8 @@ def train(
     def run_eval() -> None:
         nonlocal evaluated_at, last_log
         began = time.perf_counter()
-        metrics = {name: float(value) for name, value in evaluate(model).items()}
+        with averaged_weights():
+            metrics = {name: float(value) for name, value in evaluate(model).items()}
         model.train()
         log.write({"step": step, **metrics, "time": round(time.perf_counter() - start, 3)})
         if cfg.progress:
@@ -318,9 +332,10 @@ def train(
         began = time.perf_counter()
         if pending_losses:
             _checked(pending_losses, step)  # never save a diverged state
-        save_training_state(out_dir, model, optimizer, step, train_config=cfg.to_dict())
+        save_training_state(out_dir, model, optimizer, step, train_config=cfg.to_dict(), ema=ema)
         if save_model is not None:
-            save_model(model, out_dir)
+            with averaged_weights():
+                save_model(model, out_dir)
         saved_at = step
         last_log += time.perf_counter() - began
 
@@ -348,6 +363,8 @@ def train(
                     pending_norms.append(norm.float())
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)  # free gradient memory before next forward
+                if ema is not None:
+                    ema.update(model)
                 step += 1
                 pending_losses.append(step_loss)
                 bar.update()
@@ -375,4 +392,4 @@ def train(
             log.plot()
     finally:
         bar.close()
-    return TrainResult(log.records, step, stopped_by, time.perf_counter() - start)
+    return TrainResult(log.records, step, stopped_by, time.perf_counter() - start, ema)
