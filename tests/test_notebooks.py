@@ -1,9 +1,10 @@
 """Every lesson runs top to bottom, in fast mode, with the exercises filled by the reference.
 
-Each notebooks/NN_*.py (jupytext percent format) is converted to a notebook and executed by a
-Jupyter kernel in a temporary folder, with FROMSCRATCH_FAST=1 and FROMSCRATCH_SOLUTIONS=1.
+Each notebooks/NN_*.py (jupytext percent format) is executed by a Jupyter kernel in a temporary
+folder, with FROMSCRATCH_FAST=1 and FROMSCRATCH_SOLUTIONS=1 (`fromscratch.lessons.run_lesson`).
 A lesson passes when no cell raises (every lesson proves its pieces with asserts) and every
-`check(...)` printed "correct".
+`check(...)` printed "correct". The executed notebook is kept in build/executed-lessons/ for the
+docs build (tests/test_docs_site.py), which reuses it while the lesson and library are unchanged.
 """
 
 import re
@@ -11,18 +12,30 @@ from pathlib import Path
 
 import pytest
 
-jupytext = pytest.importorskip("jupytext")
-nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("jupytext")
+pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.py"))
+from fromscratch.lessons import CURRICULUM, find_lessons, run_lesson_cached  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSONS = find_lessons(ROOT / "notebooks")
+EXECUTED = ROOT / "build" / "executed-lessons"
 CELL_TIMEOUT_S = 120
 
 
 def test_the_five_gpt_lessons_are_there():
-    names = [path.stem for path in NOTEBOOKS]
+    names = [lesson.name for lesson in LESSONS]
     for lesson in ["01_tokenization", "02_attention", "03_gpt", "04_training", "05_generation"]:
         assert lesson in names
+
+
+def test_every_lesson_has_a_number_in_the_curriculum_and_a_title():
+    planned = {topic.number for topic in CURRICULUM}
+    for lesson in LESSONS:
+        assert lesson.number in planned, f"{lesson.name}: add its topic to lessons.CURRICULUM"
+        assert lesson.title and not lesson.title.startswith("Lesson"), lesson.name
+    assert len({lesson.number for lesson in LESSONS}) == len(LESSONS), "two lessons, one number"
 
 
 def printed_text(notebook) -> str:
@@ -35,23 +48,12 @@ def printed_text(notebook) -> str:
     )
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
-def test_lesson_runs_top_to_bottom(path, tmp_path, monkeypatch):
-    monkeypatch.setenv("FROMSCRATCH_FAST", "1")
-    monkeypatch.setenv("FROMSCRATCH_SOLUTIONS", "1")
-    monkeypatch.setenv("FROMSCRATCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+@pytest.mark.parametrize("lesson", LESSONS, ids=[lesson.name for lesson in LESSONS])
+def test_lesson_runs_top_to_bottom(lesson):
     # Two lessons run at once under pytest -n 2 on two cores: one thread each avoids contention.
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-
-    notebook = jupytext.read(path)
-    client = nbclient.NotebookClient(
-        notebook,
-        timeout=CELL_TIMEOUT_S,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},  # the kernel's working folder
-    )
-    client.execute()  # raises CellExecutionError, with the failing cell, if any cell fails
+    notebook = run_lesson_cached(
+        lesson.path, EXECUTED, timeout_s=CELL_TIMEOUT_S, env={"OMP_NUM_THREADS": "1"}
+    )  # raises CellExecutionError, with the failing cell, if any cell fails
 
     checks_called = sum(
         len(re.findall(r"^check\(", cell.source, flags=re.MULTILINE))
@@ -59,6 +61,7 @@ def test_lesson_runs_top_to_bottom(path, tmp_path, monkeypatch):
         if cell.cell_type == "code"
     )
     text = printed_text(notebook)
-    assert checks_called >= 1, "every lesson has at least one exercise"
+    assert lesson.exercises, "every lesson has at least one @exercise"
+    assert checks_called >= len(lesson.exercises), "every exercise is checked"
     assert text.count("✓ ") == checks_called, text
     assert "✗ " not in text, text
