@@ -114,38 +114,30 @@ class GaussianMixture:
         pull = -torch.einsum("kde,bke->bkd", self.eigenvectors, z / variances)  # (B, K, D)
         return self.weights.log() + log_n, pull
 
-    def _check(self, x: torch.Tensor) -> None:
+    def _at(self, x: torch.Tensor, t, sde, alpha, sigma) -> tuple[torch.Tensor, torch.Tensor]:
+        """`_components` at the time asked for; no time at all means the data (alpha 1, sigma 0)."""
         if x.dim() != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must be (B, {self.dim}), got shape {tuple(x.shape)}")
+        if t is None and alpha is None and sigma is None:
+            alpha, sigma = 1.0, 0.0
+        return self._components(x, *_alpha_sigma(x, t, sde, alpha, sigma))
 
     def log_prob(self, x: torch.Tensor, t=None, sde=None, *, alpha=None, sigma=None
                  ) -> torch.Tensor:
         """log p_t(x), (B,): of the data itself when no time is given (alpha = 1, sigma = 0)."""
-        self._check(x)
-        if t is None and alpha is None:
-            alpha, sigma = 1.0, 0.0
-        a, s = _alpha_sigma(x, t, sde, alpha, sigma)
-        log_joint, _ = self._components(x, a, s)
+        log_joint, _ = self._at(x, t, sde, alpha, sigma)
         return torch.logsumexp(log_joint, dim=1)
 
     def responsibilities(self, x: torch.Tensor, t=None, sde=None, *, alpha=None, sigma=None
                          ) -> torch.Tensor:
         """r_k(x) = P(component k | x_t = x), (B, K)."""
-        self._check(x)
-        if t is None and alpha is None:
-            alpha, sigma = 1.0, 0.0
-        a, s = _alpha_sigma(x, t, sde, alpha, sigma)
-        return torch.softmax(self._components(x, a, s)[0], dim=1)
+        return torch.softmax(self._at(x, t, sde, alpha, sigma)[0], dim=1)
 
     def score(self, x: torch.Tensor, t=None, sde=None, *, alpha=None, sigma=None
               ) -> torch.Tensor:
         """∇_x log p_t(x), (B, D), equation (2). t (B,) or a number; or alpha=, sigma= directly
         (e.g. from a DiscreteSchedule, or alpha=1, sigma=σ for EDM). No time: the data's score."""
-        self._check(x)
-        if t is None and alpha is None:
-            alpha, sigma = 1.0, 0.0
-        a, s = _alpha_sigma(x, t, sde, alpha, sigma)
-        log_joint, pull = self._components(x, a, s)
+        log_joint, pull = self._at(x, t, sde, alpha, sigma)
         r = torch.softmax(log_joint, dim=1)  # (B, K)
         return torch.einsum("bk,bkd->bd", r, pull)
 
