@@ -3,13 +3,11 @@ its download from a local HTTP server serving a zip built here, and the real fil
 
 import hashlib
 import io
-import threading
 import zipfile
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
+import test_data_text
 
 from fromscratch.data import sms
 from fromscratch.data.sms import load_sms, sms_path, sms_splits
@@ -119,33 +117,9 @@ def test_stratified_split_rejects_bad_fractions():
 
 
 # ---------------------------------------------------------------------------------------------
-# the SMS Spam Collection: download
+# the SMS Spam Collection: download (from `http_server`: a local HTTP server, see test_data_text.py)
 # ---------------------------------------------------------------------------------------------
-@pytest.fixture
-def server(tmp_path):
-    """A threaded HTTP server on localhost serving tmp_path/served, counting GET requests."""
-    served = tmp_path / "served"
-    served.mkdir()
-    requests = []
-
-    class Handler(SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(served), **kwargs)
-
-        def do_GET(self):
-            requests.append(self.path)
-            super().do_GET()
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield SimpleNamespace(url=f"http://127.0.0.1:{httpd.server_port}", folder=served,
-                          requests=requests)
-    httpd.shutdown()
-    httpd.server_close()
+http_server = test_data_text.server  # the fixture: a local HTTP server serving .folder
 
 
 def make_zip(member_name: str, member: bytes) -> bytes:
@@ -163,43 +137,43 @@ def serve_zip(server, monkeypatch, member: bytes, member_name="SMSSpamCollection
     return server.url + "/sms.zip"
 
 
-def test_download_unpacks_checks_and_caches(server, tmp_path, monkeypatch):
+def test_download_unpacks_checks_and_caches(http_server, tmp_path, monkeypatch):
     member = b"ham\tsee you at 5\nspam\tWIN a prize, call now\nham\tok\n"
     monkeypatch.setattr(sms, "SMS_MEMBER_SHA256", hashlib.sha256(member).hexdigest())
-    url = serve_zip(server, monkeypatch, member)
+    url = serve_zip(http_server, monkeypatch, member)
     cache = tmp_path / "cache"
     data = load_sms(cache_dir=cache, url=url, progress=False)
     assert data.texts == ["see you at 5", "WIN a prize, call now", "ok"]
     assert data.labels == [0, 1, 0] and data.label_names == ["ham", "spam"]
     assert (cache / "sms_spam_collection.tsv").read_bytes() == b"Label\tSMS\n" + member
     assert load_sms(cache_dir=cache, url=url, progress=False).texts == data.texts
-    assert server.requests == ["/sms.zip"]  # the second call used the cache
+    assert http_server.requests == ["/sms.zip"]  # the second call used the cache
     assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # no temp files
 
 
-def test_download_with_a_wrong_archive_hash_caches_nothing(server, tmp_path, monkeypatch):
-    url = serve_zip(server, monkeypatch, b"ham\thi\n")
+def test_download_with_a_wrong_archive_hash_caches_nothing(http_server, tmp_path, monkeypatch):
+    url = serve_zip(http_server, monkeypatch, b"ham\thi\n")
     monkeypatch.setattr(sms, "SMS_ZIP_SHA256", "0" * 64)
     with pytest.raises(UserError, match="SHA-256"):
         sms_path(tmp_path / "cache", url=url, progress=False)
     assert list((tmp_path / "cache").iterdir()) == []
 
 
-def test_a_zip_without_the_data_file_or_with_another_file_is_refused(server, tmp_path,
+def test_a_zip_without_the_data_file_or_with_another_file_is_refused(http_server, tmp_path,
                                                                      monkeypatch):
-    url = serve_zip(server, monkeypatch, b"ham\thi\n", member_name="other.txt")
+    url = serve_zip(http_server, monkeypatch, b"ham\thi\n", member_name="other.txt")
     with pytest.raises(UserError, match="not the SMS Spam Collection archive"):
         sms_path(tmp_path / "a", url=url, progress=False)
-    url = serve_zip(server, monkeypatch, b"ham\thi\nspam\tchanged\n")
+    url = serve_zip(http_server, monkeypatch, b"ham\thi\nspam\tchanged\n")
     with pytest.raises(UserError, match="not the expected file"):
         sms_path(tmp_path / "b", url=url, progress=False)
     assert not (tmp_path / "b" / "sms_spam_collection.tsv").exists()
 
 
 @pytest.mark.skipif(not SMS_TSV.exists(), reason="no shared data")
-def test_the_real_data_file_passes_the_pinned_member_hash(server, tmp_path, monkeypatch):
+def test_the_real_data_file_passes_the_pinned_member_hash(http_server, tmp_path, monkeypatch):
     member = SMS_TSV.read_bytes().split(b"\n", 1)[1]  # the shared copy = header + the UCI file
-    url = serve_zip(server, monkeypatch, member)  # only the zip's own hash is ours
+    url = serve_zip(http_server, monkeypatch, member)  # only the zip's own hash is ours
     path = sms_path(tmp_path, url=url, progress=False)
     assert path.read_bytes() == SMS_TSV.read_bytes()
 
