@@ -9,6 +9,7 @@ import torch
 from scipy.integrate import solve_ivp
 
 from fromscratch.diffusion.sde import (
+    EDMSDE,
     VESDE,
     VPSDE,
     DiscreteSchedule,
@@ -20,7 +21,8 @@ from fromscratch.diffusion.sde import (
     scaled_linear_betas,
 )
 
-SDES = [VESDE(), VESDE(sigma=5.0), VPSDE(), VPSDE(beta_min=0.5, beta_max=10.0), SubVPSDE()]
+SDES = [VESDE(), VESDE(sigma=5.0), VPSDE(), VPSDE(beta_min=0.5, beta_max=10.0), SubVPSDE(),
+        EDMSDE()]
 TIMES = [1e-4, 0.01, 0.1, 0.3, 0.5, 0.77, 1.0]
 
 

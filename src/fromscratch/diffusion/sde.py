@@ -26,6 +26,7 @@ Three SDEs, with β(t) = β_min + t (β_max − β_min) and B(t) = ∫₀ᵗ β(
     VE      f = 0        g = σ^t                   alpha = 1         sigma² = (σ^{2t} − 1)/(2 ln σ)
     VP      f = −½ β(t)  g = √β(t)                 alpha = e^{−B/2}  sigma² = 1 − e^{−B}
     sub-VP  f = −½ β(t)  g = √(β(t)(1 − e^{−2B}))  alpha = e^{−B/2}  sigma  = 1 − e^{−B}
+    EDM     f = 0        g = √(2t)                 alpha = 1         sigma  = t,  t ∈ [0.002, 80]
 
 Discrete time (DDPM): N steps with noise levels β_1..β_N, ᾱ_n = Π_{i≤n} (1 − β_i), and
 
@@ -211,6 +212,35 @@ class SubVPSDE(VPSDE):
 
     def sigma(self, t):
         return -torch.expm1(-self.integrated_beta(t))  # 1 − e^{−B}
+
+
+class EDMSDE(SDE):
+    """Karras et al. (2022)'s choice: sigma(t) = t and alpha = 1, so time *is* the noise level.
+
+    dx = √(2t) dw (f = 0, g² = d sigma²/dt = 2t). T = sigma_max = 80 and t_min = sigma_min = 0.002
+    suit data in [-1, 1]; a model of this process takes σ itself as its time input.
+    """
+
+    def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0):
+        if not 0 < sigma_min < sigma_max:
+            raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+        self.t_min = float(sigma_min)
+        self.T = float(sigma_max)
+
+    def drift_coefficient(self, t):
+        return torch.zeros_like(_as_time(t))
+
+    def diffusion(self, t):
+        return torch.sqrt(2 * _as_time(t))
+
+    def alpha(self, t):
+        return torch.ones_like(_as_time(t))
+
+    def sigma(self, t):
+        return _as_time(t).clone()
+
+    def prior_std(self) -> float:
+        return self.T
 
 
 # ---------------------------------------------------------------------------------------------
