@@ -188,10 +188,10 @@ def test_max_time_stops_early_and_checkpoints(tmp_path):
         time.sleep(0.05)
         return DATA(step, micro)
 
-    cfg = config(max_steps=1000, max_time=0.3, grad_accum=1, checkpoint_interval=1000)
+    cfg = config(max_steps=1000, max_time=0.5, grad_accum=1, checkpoint_interval=1000)
     result = train(TinyLM(), slow, cfg, out_dir=tmp_path)
     assert result.stopped_by == "max_time"
-    assert 2 <= result.step <= 8  # about 0.3 s / 0.05 s per step
+    assert 2 <= result.step <= 10  # at most 0.5 s / 0.05 s per step; fewer on a busy machine
     latest = (tmp_path / "checkpoints" / "latest").read_text().strip()
     assert latest == f"step-{result.step:08d}"
     assert load_training_state(tmp_path, TinyLM())["step"] == result.step

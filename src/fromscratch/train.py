@@ -16,6 +16,21 @@ Step numbers in logs and checkpoints count the updates already done: the record 
 is written after the 100th update (its loss is the mean of the losses those updates were computed
 from), and a checkpoint at step 100 resumes with k = 100.
 
+Randomness: before micro-batch m of step k, torch's generator is seeded from (seed, k, m), so
+dropout masks and noise drawn inside `model.loss` depend on the step and micro-batch only: a
+resumed run and a run split over several processes draw the same numbers as one whole run.
+
+Scale (each a TrainConfig field; see docs/training_at_scale in the lesson 22 notebook):
+  data parallel   under `torchrun --nproc_per_node=N`, each process computes its share of every
+                  step's micro-batches and DDP averages the gradients (distributed.py); rank 0
+                  logs and writes checkpoints. zero=True also shards AdamW's m and v across the
+                  processes (ZeroRedundancyOptimizer), for models whose optimizer state is big.
+  dtype           autocast precision: "auto" is bfloat16 on GPUs that have it, float16 (with a
+                  gradient scaler against underflow) on older GPUs, float32 on the CPU.
+  grad_checkpointing   recompute activations in the backward pass instead of storing them (the
+                  model opts in with a `grad_checkpointing` attribute, as GPT does).
+  compile         torch.compile the loss computation.
+
 Stopping: at max_steps, at max_time seconds, or on Ctrl-C. The first Ctrl-C lets the current
 step finish, saves a checkpoint and returns with stopped_by="interrupted"; a second Ctrl-C raises
 KeyboardInterrupt at once and saves nothing (the last periodic checkpoint stays). A loss of nan
@@ -33,18 +48,24 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from fromscratch import distributed
 from fromscratch.checkpoint import (
     CHECKPOINTS,
     atomic_write_bytes,
     load_training_state,
     save_training_state,
 )
+from fromscratch.distributed import World
 from fromscratch.ema import EMA
 from fromscratch.errors import UserError
 from fromscratch.plots import plot_loss_curves, read_log
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class TrainingDiverged(UserError):
@@ -71,6 +92,10 @@ class TrainConfig:
     progress: bool = True
     ema_decay: float | None = None  # keep an EMA of the weights with this decay (e.g. 0.999)
     ema_warmup: bool = False  # decay min(ema_decay, (1 + n) / (10 + n)) at update n
+    dtype: str = "auto"  # autocast precision: auto, float32, bfloat16 or float16
+    compile: bool = False  # torch.compile the model's loss
+    grad_checkpointing: bool = False  # recompute activations in backward (models that opt in)
+    zero: bool = False  # with several processes, shard AdamW's state (ZeroRedundancyOptimizer)
 
     def __post_init__(self):
         if self.min_lr is None:
@@ -87,6 +112,8 @@ class TrainConfig:
             raise UserError(f"lr must be positive, got {self.lr}")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
             raise UserError(f"ema_decay must be in [0, 1) (e.g. 0.999), got {self.ema_decay}")
+        if self.dtype not in ("auto", *DTYPES):
+            raise UserError(f"dtype must be auto, {', '.join(DTYPES)}; got {self.dtype!r}")
         if self.max_time is not None and self.max_time < 0:
             raise UserError(f"max_time must be a number of seconds, got {self.max_time}")
 
@@ -143,12 +170,43 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+def make_optimizer(
+    model: torch.nn.Module, cfg: TrainConfig, world: World | None = None
+) -> torch.optim.Optimizer:
+    """AdamW over `param_groups`; sharded across processes (ZeRO stage 1) if cfg.zero.
+
+    ZeroRedundancyOptimizer gives each process the Adam state (m, v) of a 1/N share of the
+    parameters: each updates its share, then broadcasts the new values to the others. The
+    updates are the same as AdamW's; the optimizer memory per process falls N-fold.
+    """
     on_cuda = next(model.parameters()).is_cuda
-    return torch.optim.AdamW(
-        param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
-        fused=True if on_cuda else None,  # one kernel for the whole update on a GPU
-    )
+    options = dict(lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+                   fused=True if on_cuda else None)  # one kernel for the whole update on a GPU
+    groups = param_groups(model, cfg.weight_decay)
+    if cfg.zero and world is not None and world.size > 1:
+        from torch.distributed.optim import ZeroRedundancyOptimizer  # slow to import
+
+        return ZeroRedundancyOptimizer(groups, optimizer_class=torch.optim.AdamW, **options)
+    return torch.optim.AdamW(groups, **options)
+
+
+def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype:
+    """The precision of the forward pass (the weights and optimizer stay float32).
+
+    bfloat16 keeps float32's 8 exponent bits (same range, ~3 significant digits): no scaling
+    needed. float16 has 5 exponent bits: small gradients underflow to 0 unless the loss is
+    scaled up first (the GradScaler), so it is used only on GPUs without bfloat16.
+    """
+    if cfg.dtype != "auto":
+        return DTYPES[cfg.dtype]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def micro_batch_seed(seed: int, step: int, micro: int) -> int:
+    """The seed of torch's generator for micro-batch `micro` of step `step`."""
+    return int(np.random.SeedSequence([seed, step, micro]).generate_state(1, np.uint64)[0] >> 1)
 
 
 def count_items(batch) -> tuple[int, str]:
@@ -224,9 +282,20 @@ class _Log:
             self.plotted = list(self.records)
 
 
-def _checked(losses: list[torch.Tensor], last_step: int) -> list[float]:
-    """Bring the per-step losses to the CPU (one sync) and stop if any is nan or inf."""
-    values = torch.stack(losses).tolist()
+class _Loss(torch.nn.Module):
+    """`model.loss(batch)` as a forward pass: DDP and torch.compile both wrap `forward`."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch):
+        return self.model.loss(batch)
+
+
+def _checked(losses: torch.Tensor, last_step: int) -> list[float]:
+    """Bring the per-step losses (1-D) to the CPU (one sync) and stop if any is nan or inf."""
+    values = losses.tolist()
     for offset, value in enumerate(values):
         if not math.isfinite(value):
             bad_step = last_step - len(values) + 1 + offset
@@ -260,18 +329,46 @@ def train(
     resume: continue from the newest checkpoint in out_dir, exactly.
     overwrite: start afresh in an out_dir that holds an older run, deleting its checkpoints and
         log. Without resume or overwrite such a folder is refused, so no run is lost by mistake.
+
+    Started by torchrun (WORLD_SIZE > 1), every process calls `train` with the same arguments;
+    only rank 0 evaluates and writes, and its result holds the evaluations.
     """
+    with distributed.joined(torch.device(cfg.device).type) as world:
+        return _train(model, batches, cfg, world, out_dir=out_dir, evaluate=evaluate,
+                      save_model=save_model, resume=resume, overwrite=overwrite)
+
+
+def _train(model, batches, cfg, world, *, out_dir, evaluate, save_model, resume, overwrite):
     if resume and out_dir is None:
         raise UserError("resume needs out_dir, the folder of the run to continue")
     out_dir = Path(out_dir) if out_dir is not None else None
     device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("device 'cuda' asked for, but torch sees no GPU: use device='cpu'")
+    if device.type == "cuda" and world.size > 1:
+        device = torch.device("cuda", world.local_rank)  # one GPU per process
+    my_micros = distributed.my_micro_batches(world, cfg.grad_accum)
+    amp_dtype = autocast_dtype(cfg, device)
     torch.manual_seed(cfg.seed)
     model.to(device)
     model.train()
-    optimizer = make_optimizer(model, cfg)
+    if cfg.grad_checkpointing:
+        if not hasattr(model, "grad_checkpointing"):
+            raise UserError(f"{type(model).__name__} has no activation checkpointing: turn "
+                            "grad_checkpointing off")
+        model.grad_checkpointing = True
+    optimizer = make_optimizer(model, cfg, world)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     ema = EMA(model, cfg.ema_decay, warmup=cfg.ema_warmup) if cfg.ema_decay is not None else None
+
+    # What computes the loss: the model itself, or DDP around it (which averages gradients
+    # across processes in backward), optionally compiled.
+    loss_module = _Loss(model)
+    ddp = None
+    if world.size > 1:
+        ddp = loss_module = DistributedDataParallel(
+            loss_module, device_ids=[device.index] if device.type == "cuda" else None)
+    compute_loss = torch.compile(loss_module) if cfg.compile else loss_module
 
     def averaged_weights():  # the weights evaluate and save_model see
         return ema.swap(model) if ema is not None else nullcontext()
@@ -279,15 +376,21 @@ def train(
     step = 0  # optimizer updates done
     saved_at = evaluated_at = -1
     if resume:
-        step = saved_at = load_training_state(out_dir, model, optimizer, ema=ema)["step"]
+        restored = load_training_state(out_dir, model, optimizer, ema=ema)
+        step = saved_at = restored["step"]
+        if "grad_scaler" in restored["extra"]:
+            scaler.load_state_dict(restored["extra"]["grad_scaler"])
     elif out_dir is not None and (out_dir / CHECKPOINTS).exists():
         if not overwrite:
             raise UserError(
                 f"{out_dir} already holds a training run: resume it (--resume), start afresh "
                 "(--overwrite) or choose another output folder"
             )
-        shutil.rmtree(out_dir / CHECKPOINTS)
-    log = _Log(out_dir, resume_step=step if resume else None)
+        if world.is_main:
+            shutil.rmtree(out_dir / CHECKPOINTS)
+    writes = world.is_main and out_dir is not None  # only rank 0 writes files
+    evaluating = world.is_main and evaluate is not None
+    log = _Log(out_dir if world.is_main else None, resume_step=step if resume else None)
     if any(r["step"] == step and "loss" not in r for r in log.records):
         evaluated_at = step
 
@@ -296,9 +399,14 @@ def train(
     items, unit = 0, "items"  # tokens or examples since the last log line, for the speed
     start = last_log = time.perf_counter()
 
+    def step_losses() -> list[float]:
+        # Each process holds Σ over its micro-batches of loss / grad_accum: summed over the
+        # processes, that is the mean loss of the whole step.
+        return _checked(distributed.sum_over_processes(torch.stack(pending_losses), world), step)
+
     def log_train() -> None:
         nonlocal items, last_log
-        losses = _checked(pending_losses, step)  # the one GPU -> CPU sync of a log interval
+        losses = step_losses()  # the one GPU -> CPU sync of a log interval
         now = time.perf_counter()
         record = {"step": step, "loss": sum(losses) / len(losses), "lr": lr_at(step - 1, cfg),
                   "time": round(now - start, 3)}
@@ -327,41 +435,55 @@ def train(
         evaluated_at = step
         last_log += time.perf_counter() - began  # evaluation time is not training speed
 
-    def checkpoint() -> None:
+    def checkpoint() -> None:  # called by every process: the checks below are collective
         nonlocal saved_at, last_log
         began = time.perf_counter()
         if pending_losses:
-            _checked(pending_losses, step)  # never save a diverged state
-        save_training_state(out_dir, model, optimizer, step, train_config=cfg.to_dict(), ema=ema)
-        if save_model is not None:
-            with averaged_weights():
-                save_model(model, out_dir)
+            step_losses()  # never save a diverged state
+        if hasattr(optimizer, "consolidate_state_dict"):  # ZeRO
+            optimizer.consolidate_state_dict(to=0)  # gather the shards of Adam's state on rank 0
+        if writes:
+            extra = {"grad_scaler": scaler.state_dict()} if scaler.is_enabled() else None
+            save_training_state(out_dir, model, optimizer, step, train_config=cfg.to_dict(),
+                                extra=extra, ema=ema)
+            if save_model is not None:
+                with averaged_weights():
+                    save_model(model, out_dir)
         saved_at = step
         last_log += time.perf_counter() - began
 
     stopped_by = "max_steps"
-    bar = tqdm(total=cfg.max_steps, initial=step, unit="step", disable=not cfg.progress,
-               dynamic_ncols=True)
+    bar = tqdm(total=cfg.max_steps, initial=step, unit="step",
+               disable=not (cfg.progress and world.is_main), dynamic_ncols=True)
     try:
         with _ctrl_c_requests_stop() as stop_requested:
-            if evaluate is not None and step == 0:
+            if evaluating and step == 0:
                 run_eval()  # the curve starts at the untrained model
             while step < cfg.max_steps:
                 lr = lr_at(step, cfg)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 step_loss = torch.zeros((), device=device)
-                for micro in range(cfg.grad_accum):
+                for i, micro in enumerate(my_micros):
+                    torch.manual_seed(micro_batch_seed(cfg.seed, step, micro))
                     batch = _to_device(batches(step, micro), device)
-                    loss = model.loss(batch)
-                    (loss / cfg.grad_accum).backward()  # gradients add up over micro-batches
+                    # DDP all-reduces gradients in backward; only the last micro-batch needs it.
+                    last = i == len(my_micros) - 1
+                    with ddp.no_sync() if ddp is not None and not last else nullcontext():
+                        with torch.autocast(device.type, dtype=amp_dtype,
+                                            enabled=amp_dtype != torch.float32):
+                            loss = compute_loss(batch)
+                        # gradients add up over micro-batches (and DDP averages over processes)
+                        scaler.scale(loss / len(my_micros)).backward()
                     step_loss += loss.detach().float() / cfg.grad_accum
                     count, unit = count_items(batch)
-                    items += count
+                    items += count * world.size
+                scaler.unscale_(optimizer)  # true gradients before clipping (float16 only)
                 if cfg.grad_clip > 0:
                     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                     pending_norms.append(norm.float())
-                optimizer.step()
+                scaler.step(optimizer)  # skips the update if float16 gradients overflowed
+                scaler.update()
                 optimizer.zero_grad(set_to_none=True)  # free gradient memory before next forward
                 if ema is not None:
                     ema.update(model)
@@ -371,21 +493,21 @@ def train(
 
                 if step % cfg.log_interval == 0:
                     log_train()
-                if evaluate is not None and step % cfg.eval_interval == 0:
+                if evaluating and step % cfg.eval_interval == 0:
                     run_eval()
                 if out_dir is not None and step % cfg.checkpoint_interval == 0:
                     checkpoint()
-                if stop_requested.is_set():
-                    stopped_by = "interrupted"
-                    break
                 elapsed = time.perf_counter() - start
-                if cfg.max_time is not None and elapsed >= cfg.max_time and step < cfg.max_steps:
-                    stopped_by = "max_time"
+                out_of_time = cfg.max_time is not None and elapsed >= cfg.max_time
+                interrupted, out_of_time = distributed.any_process(
+                    [stop_requested.is_set(), out_of_time and step < cfg.max_steps], world, device)
+                if interrupted or out_of_time:
+                    stopped_by = "interrupted" if interrupted else "max_time"
                     break
 
             if pending_losses:
                 log_train()
-            if evaluate is not None and evaluated_at != step and stopped_by != "interrupted":
+            if evaluating and evaluated_at != step and stopped_by != "interrupted":
                 run_eval()
             if out_dir is not None and saved_at != step:
                 checkpoint()
