@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from fromscratch.diffusion.sde import SDE, DiscreteSchedule, expand_like
-from fromscratch.diffusion.targets import SIGMA_DATA, convert
+from fromscratch.diffusion.targets import SIGMA_DATA, convert, from_x0_and_eps
 
 WEIGHTINGS = ("sigma2", "likelihood", "uniform")
 
@@ -63,26 +63,13 @@ def implied_weight(prediction: str, alpha, sigma):
     return weights[prediction]
 
 
-def regression_target(prediction: str, x0: torch.Tensor, eps: torch.Tensor, alpha, sigma
-                      ) -> torch.Tensor:
-    """What a perfect `prediction` network would output for this (x0, eps): eps, x0, v, or the
-    conditional score −eps/sigma."""
-    a, s = expand_like(alpha, x0), expand_like(sigma, x0)
-    if prediction == "eps":
-        return eps
-    if prediction == "x0":
-        return x0
-    if prediction == "score":
-        return -eps / s
-    return a * eps - s * x0  # v
-
-
 def dsm_loss(model: Callable, prediction: str, x0: torch.Tensor, process, *,
              weighting: str | None = None, t: torch.Tensor | None = None,
              generator: torch.Generator | None = None) -> torch.Tensor:
     """Denoising score matching, equation (2), for `model(x_t, t)` predicting `prediction`.
 
-    weighting None: a plain MSE in the model's own space (the usual choice; λ as in the table);
+    weighting None: a plain MSE against `from_x0_and_eps` in the model's own space (the usual
+    choice; λ as in the table);
     a name from WEIGHTINGS: the model's output is turned into a score and weighted by λ(t).
     t: the times (B,) to use; drawn by `sample_times` when None. `process`: an SDE or a
     DiscreteSchedule (then t are timestep indices, and only weighting=None applies).
@@ -93,7 +80,7 @@ def dsm_loss(model: Callable, prediction: str, x0: torch.Tensor, process, *,
     alpha, sigma = process.alpha(t), process.sigma(t)
     pred = model(x_t, t)
     if weighting is None:
-        return (pred - regression_target(prediction, x0, eps, alpha, sigma)).pow(2).mean()
+        return (pred - from_x0_and_eps(x0, eps, prediction, alpha, sigma)).pow(2).mean()
     score = convert(pred, prediction, "score", x_t, alpha, sigma)
     lam = expand_like(dsm_weight(weighting, process, t), x0)
     return (lam * (score + eps / expand_like(sigma, x0)) ** 2).mean()  # λ ‖s_θ + eps/σ‖²

@@ -65,6 +65,21 @@ def x0_and_eps(pred: torch.Tensor, kind: str, x_t: torch.Tensor, alpha, sigma
     return (x_t - s * eps) / a, eps
 
 
+def from_x0_and_eps(x0: torch.Tensor, eps: torch.Tensor, kind: str, alpha, sigma
+                    ) -> torch.Tensor:
+    """The prediction of `kind` that the pair (x0, eps) stands for: x0, eps, −eps/sigma or
+    v = alpha·eps − sigma·x0. (With the true pair, what a perfect network outputs.)"""
+    _check_kind(kind)
+    if kind == "x0":
+        return x0
+    if kind == "eps":
+        return eps
+    a, s = expand_like(alpha, x0), expand_like(sigma, x0)
+    if kind == "score":
+        return -eps / s
+    return a * eps - s * x0  # v
+
+
 def convert(pred: torch.Tensor, source: str, target: str, x_t: torch.Tensor, alpha, sigma
             ) -> torch.Tensor:
     """Turn a prediction of kind `source` into one of kind `target` (kinds: KINDS).
@@ -81,14 +96,7 @@ def convert(pred: torch.Tensor, source: str, target: str, x_t: torch.Tensor, alp
         _check_kind(source)
         return pred
     x0, eps = x0_and_eps(pred, source, x_t, alpha, sigma)
-    a, s = expand_like(alpha, x_t), expand_like(sigma, x_t)
-    if target == "x0":
-        return x0
-    if target == "eps":
-        return eps
-    if target == "score":
-        return -eps / s
-    return a * eps - s * x0  # v
+    return from_x0_and_eps(x0, eps, target, alpha, sigma)
 
 
 def predict(model: Callable, predicts: str, want: str, x_t: torch.Tensor, t, process
