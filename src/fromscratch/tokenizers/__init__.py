@@ -2,6 +2,7 @@
 
 CharTokenizer: one token per character (char.py).
 BPETokenizer: byte-level byte-pair encoding, identical to GPT-2's (bpe.py).
+WordPieceTokenizer: BERT's tokenizer and a WordPiece trainer (wordpiece.py).
 load_tokenizer: whichever of the two a saved folder holds.
 """
 
@@ -11,8 +12,9 @@ from pathlib import Path
 from fromscratch.errors import UserError
 from fromscratch.tokenizers.bpe import BPETokenizer
 from fromscratch.tokenizers.char import CharTokenizer
+from fromscratch.tokenizers.wordpiece import WordPieceTokenizer
 
-__all__ = ["BPETokenizer", "CharTokenizer", "load_tokenizer"]
+__all__ = ["BPETokenizer", "CharTokenizer", "WordPieceTokenizer", "load_tokenizer"]
 
 
 def load_tokenizer(directory: str | Path) -> CharTokenizer | BPETokenizer:
