@@ -233,11 +233,7 @@ class AudioClassifier(nn.Module):
         self.h = nn.ModuleList(EncoderBlock(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.head = nn.Linear(config.n_embd, config.n_classes)
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if isinstance(module, nn.Linear) and module.bias is not None:
-                nn.init.zeros_(module.bias)
+        init_weights(self)
 
     @torch.no_grad()
     def set_feature_stats(self, features: list[torch.Tensor]) -> None:
@@ -295,6 +291,15 @@ class AudioClassifier(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> "AudioClassifier":
         return load_folder(cls, AudioConfig, path, "fromscratch-audio")
+
+
+def init_weights(model: nn.Module) -> None:
+    """GPT-2's initialisation: N(0, 0.02²) for linear and embedding weights, zero biases."""
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
 
 
 def load_folder(model_cls, config_cls, path, model_type: str):

@@ -1,0 +1,189 @@
+"""Polyphonic music: a causal transformer over piano rolls, with GPT's blocks.
+
+Notation: a piano roll v (T, 88), v_t ∈ {0, 1}^88 the keys sounding at step t; batch B, model
+width C. The model is GPT (`gpt.Block`, causal) with the token embedding replaced by a linear
+map of the previous step's 88 keys:
+
+    x_t = v_{t-1} W_in + wpe[t]                 v_{-1} = 0: a silent "start" step
+    h   = blocks(x)                             causal: h_t depends on v_0..v_{t-1} only
+    p(v_t | v_<t) = Π_k σ(a_tk)^v_tk (1 − σ(a_tk))^(1 − v_tk)        a_t = LN_f(h_t) W_out
+
+i.e. the 88 keys of a step are independent Bernoullis given the past. With `within_step=True`
+key k also sees the keys below it in the same step, a_tk += Σ_{j<k} v_tj U_kj (U strictly lower
+triangular): the chain rule over the keys, low to high, as in NADE or a fully visible sigmoid
+belief net, so chords can be modelled (a C needs an E and a G more than chance).
+
+The metric of Boulanger-Lewandowski et al. (2012) is the negative log-likelihood per time step:
+the sum over the 88 keys of the Bernoulli NLL, averaged over all time steps of the test set
+
+    NLL = − (1 / Σ_n T_n) Σ_n Σ_t log p(v_t | v_<t)          (nats per step)
+"""
+
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .audio import init_weights, load_folder
+from .checkpoint import save_json_atomic, save_safetensors_atomic
+from .data.music import N_KEYS, pad_rolls
+from .errors import UserError
+from .gpt import Block
+
+
+@dataclass
+class MusicConfig:
+    block_size: int = 161  # longest sequence: the start step + 160 quarter notes (JSB)
+    n_layer: int = 3
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.3  # 229 training chorales: strong regularisation
+    bias: bool = True
+    layer_norm_eps: float = 1e-5
+    within_step: bool = False  # keys of one step: independent (False) or low-to-high chain
+    steps_per_quarter: int = 1  # 1 for the quarter-note version, 4 for 16ths (for MIDI files)
+
+    def __post_init__(self):
+        for name in ("block_size", "n_layer", "n_head", "n_embd", "steps_per_quarter"):
+            if getattr(self, name) < 1:
+                raise UserError(f"MusicConfig.{name} must be a positive integer")
+        if self.n_embd % self.n_head != 0:
+            raise UserError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "MusicConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known - {"model_type"}
+        if unknown:
+            raise UserError(f"config.json has unknown music settings {sorted(unknown)}")
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+class MusicTransformer(nn.Module):
+    def __init__(self, config: MusicConfig):
+        super().__init__()
+        self.config = config
+        self.w_in = nn.Linear(N_KEYS, config.n_embd)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.h = nn.ModuleList(Block(config, i) for i in range(config.n_layer))  # GPT's blocks
+        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
+        self.w_out = nn.Linear(config.n_embd, N_KEYS)
+        # U[k, j] for j < k: how key j sounding now moves key k's logit (used if within_step)
+        self.within = nn.Parameter(torch.zeros(N_KEYS, N_KEYS)) if config.within_step else None
+        init_weights(self)
+
+    def context(self, rolls: torch.Tensor) -> torch.Tensor:
+        """LN_f(h) W_out (B, T, 88): the part of step t's logits that comes from steps < t."""
+        B, T, _ = rolls.shape
+        if T > self.config.block_size - 1:
+            raise UserError(f"{T} steps is more than this model's {self.config.block_size - 1}")
+        previous = F.pad(rolls, (0, 0, 1, 0))[:, :-1]  # (B, T, 88): v_{t-1}, zeros at t = 0
+        x = self.w_in(previous) + self.wpe(torch.arange(T, device=rolls.device))  # (B, T, C)
+        x = self.drop(x)
+        for block in self.h:
+            x = block(x)  # (B, T, C), causal
+        return self.w_out(self.ln_f(x))  # (B, T, 88)
+
+    def forward(self, rolls: torch.Tensor) -> torch.Tensor:
+        """Logits a (B, T, 88) of p(v_t,k = 1 | v_<t, and v_t,j<k if within_step) for rolls v."""
+        logits = self.context(rolls)
+        if self.within is not None:
+            lower = torch.tril(self.within, diagonal=-1)  # (88, 88): U_kj, only j < k
+            logits = logits + rolls @ lower.T  # a_tk += Σ_j v_tj U_kj
+        return logits
+
+    def nll(self, rolls: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Σ over keys of the Bernoulli NLL at each step (B, T); 0 where mask is False."""
+        bce = F.binary_cross_entropy_with_logits(self(rolls), rolls, reduction="none")
+        return bce.sum(-1) * mask  # −log p(v_t | ...) per step
+
+    def loss(self, batch):
+        """NLL per time step of a batch (rolls (B, T, 88), mask (B, T)): the training protocol."""
+        rolls, mask = batch
+        return self.nll(rolls, mask).sum() / mask.sum()
+
+    @torch.no_grad()
+    def sample(self, n_steps: int, *, num_samples: int = 1, temperature: float = 1.0,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Piano rolls (num_samples, n_steps, 88), one step at a time from p(v_t | v_<t)."""
+        if not 0 < n_steps <= self.config.block_size - 1:
+            raise UserError(f"n_steps must be 1..{self.config.block_size - 1}, got {n_steps}")
+        if temperature <= 0:
+            raise UserError(f"temperature must be > 0, got {temperature}")
+        was_training = self.training
+        self.eval()
+        device = self.wpe.weight.device
+        rolls = torch.zeros(num_samples, n_steps, N_KEYS, device=device)
+        try:
+            for t in range(n_steps):
+                base = self.context(rolls[:, : t + 1])[:, t]  # (B, 88); step t not yet used
+                if self.within is None:
+                    probs = torch.sigmoid(base / temperature)
+                    rolls[:, t] = torch.bernoulli(probs, generator=generator)
+                    continue
+                lower = torch.tril(self.within, diagonal=-1)
+                for k in range(N_KEYS):  # low to high: key k sees keys 0..k-1 of this step
+                    logit = base[:, k] + rolls[:, t] @ lower[k]
+                    probs = torch.sigmoid(logit / temperature)
+                    rolls[:, t, k] = torch.bernoulli(probs, generator=generator)
+        finally:
+            self.train(was_training)
+        return rolls
+
+    # -----------------------------------------------------------------------------------------
+    def save_pretrained(self, path: str | os.PathLike) -> None:
+        """config.json + model.safetensors in `path`, each written atomically."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_safetensors_atomic(self.state_dict(), folder / "model.safetensors",
+                                metadata={"format": "pt"})
+        save_json_atomic({"model_type": "fromscratch-music", **asdict(self.config)},
+                         folder / "config.json")
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike) -> "MusicTransformer":
+        return load_folder(cls, MusicConfig, path, "fromscratch-music")
+
+
+@torch.no_grad()
+def evaluate_nll(model: MusicTransformer, rolls: list[torch.Tensor], batch_size: int = 32) -> float:
+    """NLL per time step over every step of every chorale (nats; Boulanger-Lewandowski's metric)."""
+    was_training = model.training
+    model.eval()
+    device = model.wpe.weight.device
+    total, steps = 0.0, 0
+    try:
+        for first in range(0, len(rolls), batch_size):
+            padded, mask = pad_rolls(rolls[first : first + batch_size])
+            total += float(model.nll(padded.to(device), mask.to(device)).sum())
+            steps += int(mask.sum())
+    finally:
+        model.train(was_training)
+    return total / steps
+
+
+def plot_piano_roll(roll: torch.Tensor, path=None, title: str = ""):
+    """Draw the roll (T, 88), time left to right and pitch bottom to top; save it to `path`
+    (a .png) if given. Returns the matplotlib Figure (a notebook shows it)."""
+    from matplotlib.figure import Figure  # imported here: only plotting needs matplotlib
+
+    sounding = roll.any(0).nonzero().flatten()
+    low, high = (int(sounding.min()), int(sounding.max())) if len(sounding) else (0, N_KEYS - 1)
+    low, high = max(0, low - 2), min(N_KEYS - 1, high + 2)
+    fig = Figure(figsize=(max(6.0, len(roll) / 10), 3.5))
+    ax = fig.subplots()
+    ax.imshow(roll[:, low : high + 1].T.cpu().numpy(), origin="lower", aspect="auto", cmap="Greys",
+              interpolation="nearest", extent=(0, len(roll), 21 + low - 0.5, 21 + high + 0.5))
+    ax.set_xlabel("time step")
+    ax.set_ylabel("MIDI pitch")
+    ax.set_title(title)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+    return fig
