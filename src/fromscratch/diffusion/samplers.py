@@ -27,10 +27,12 @@ benchmark can call every sampler alike. The number of model evaluations (NFE) pe
     dpm_solver_2m        PF-ODE in λ      steps        2       notebooks/16_samplers.py §6
     flow_euler/heun      straight-path ODE  steps / 2·steps − 1   notebooks/16_samplers.py §7
 
-Time grids. On an SDE, times are evenly spaced from T down to sde.t_min (the score at t = 0 is
-undefined), and x_0 is the sample at t_min. On a DiscreteSchedule, `spacing` picks `steps` of the
-N training timesteps as diffusers does ("leading", "trailing", "linspace"), and the last step
-lands on clean data (ᾱ = 1, diffusers' `set_alpha_to_one`).
+Time grids. On an SDE, samplers go from T down to sde.t_min (the score at t = 0 is undefined)
+and x_0 is the sample at t_min: the SDE/ODE integrators in steps evenly spaced in t, DDPM, DDIM
+and DPM-Solver++ evenly spaced in log-SNR (`spacing="time"` or `"logsnr"` picks), Heun (EDM) on
+Karras' σ levels. On a DiscreteSchedule, `spacing` picks `steps` of the N training timesteps as
+diffusers does ("leading", "trailing", "linspace"), and the last step lands on clean data
+(ᾱ = 1, diffusers' `set_alpha_to_one`).
 """
 
 import math
@@ -75,23 +77,52 @@ def discrete_timesteps(num_train_timesteps: int, steps: int, spacing: str = "lea
     raise ValueError(f"unknown spacing {spacing!r}: use one of {', '.join(SPACINGS)}")
 
 
-def time_grid(process, steps: int, spacing: str = "leading") -> list[tuple]:
+def time_grid(process, steps: int, spacing: str | None = None) -> list[tuple]:
     """The `steps + 1` points (t, alpha, sigma) a sampler walks through, noisiest first.
 
-    SDE: t evenly spaced from T to t_min. DiscreteSchedule: the timesteps of `spacing`, then a
-    last point (None, 1.0, 0.0) for clean data, where the model is never called.
+    SDE, spacing "time" (the default): t evenly spaced from T to t_min. Spacing "logsnr": evenly
+    spaced in λ = log(alpha/sigma), as Lu et al. (2022) space DPM-Solver's steps; the steps are
+    then short in t where the noise level changes fast (near t = 0).
+    DiscreteSchedule: the timesteps of `spacing` (default "leading", see `discrete_timesteps`),
+    then a last point (None, 1.0, 0.0) for clean data, where the model is never called.
     alpha and sigma are Python floats (float64), so a step costs no tensor bookkeeping.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     if isinstance(process, DiscreteSchedule):
         alpha_bar = process.alphas_cumprod.double().cpu()
-        timesteps = discrete_timesteps(process.num_train_timesteps, steps, spacing)
+        timesteps = discrete_timesteps(process.num_train_timesteps, steps, spacing or "leading")
         points = [(t, math.sqrt(alpha_bar[t]), math.sqrt(1 - alpha_bar[t])) for t in timesteps]
         return points + [(None, 1.0, 0.0)]
-    times = torch.linspace(process.T, process.t_min, steps + 1, dtype=torch.float64)
+    if spacing in (None, "time"):
+        times = torch.linspace(process.T, process.t_min, steps + 1, dtype=torch.float64)
+    elif spacing == "logsnr":  # σ/α geometric from its value at T to its value at t_min
+        ratio = float(noise_level(process, process.t_min) / noise_level(process, process.T))
+        levels = float(noise_level(process, process.T)) * ratio ** (
+            torch.arange(steps + 1, dtype=torch.float64) / steps)
+        times = time_of_noise_level(process, levels)
+        times[0], times[-1] = process.T, process.t_min  # exactly, not to bisection accuracy
+    else:
+        raise ValueError(f"unknown spacing {spacing!r} for an SDE: use 'time' or 'logsnr'")
     alphas, sigmas = process.alpha(times).tolist(), process.sigma(times).tolist()
     return list(zip(times.tolist(), alphas, sigmas, strict=True))
+
+
+def noise_level(sde: SDE, t) -> torch.Tensor:
+    """EDM's noise level at time t: σ_edm = sigma(t)/alpha(t) = e^{−λ}, the noise of x_t/alpha."""
+    t = torch.as_tensor(t, dtype=torch.float64)
+    return sde.sigma(t) / sde.alpha(t)
+
+
+def time_of_noise_level(sde: SDE, sigma_edm: torch.Tensor, iterations: int = 60) -> torch.Tensor:
+    """The t ∈ [0, T] with sigma(t)/alpha(t) = sigma_edm, by bisection (the map is increasing)."""
+    sigma_edm = torch.as_tensor(sigma_edm, dtype=torch.float64)
+    low, high = torch.zeros_like(sigma_edm), torch.full_like(sigma_edm, sde.T)
+    for _ in range(iterations):  # 60 halvings: far below float64's resolution of [0, 1]
+        mid = (low + high) / 2
+        below = noise_level(sde, mid) < sigma_edm
+        low, high = torch.where(below, mid, low), torch.where(below, high, mid)
+    return (low + high) / 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,8 +310,16 @@ def predictor_corrector(model: Callable, x_T: torch.Tensor, sde: SDE, steps: int
 # (as in diffusers) or on any SDE, since each step only needs alpha and sigma at its two ends.
 # A step goes from the point (t, α_t, σ_t) to the less noisy point (s, α_s, σ_s).
 # ---------------------------------------------------------------------------------------------
+def _alpha_sigma_grid(process, steps: int, spacing: str | None) -> list[tuple]:
+    """Their grid: `spacing`, by default "leading" timesteps, or evenly spaced log-SNR on an SDE
+    (these samplers step in λ = log α/σ, so even steps in λ suit them; Lu et al. 2022)."""
+    if spacing is None:
+        spacing = "leading" if isinstance(process, DiscreteSchedule) else "logsnr"
+    return time_grid(process, steps, spacing)
+
+
 def ddpm(model: Callable, x_T: torch.Tensor, process, steps: int, *, prediction: str = "eps",
-         spacing: str = "leading", generator: torch.Generator | None = None,
+         spacing: str | None = None, generator: torch.Generator | None = None,
          return_trajectory: bool = False, progress: bool = False):
     """Ancestral sampling (Ho et al. 2020): draw x_s from the posterior q(x_s | x_t, x0) with the
     model's x̂0 in place of x0 (notebooks/16_samplers.py §1). With the forward step s → t,
@@ -292,7 +331,7 @@ def ddpm(model: Callable, x_T: torch.Tensor, process, steps: int, *, prediction:
     """
     _check_prediction(prediction)
     x, trajectory = x_T, [x_T]
-    grid = time_grid(process, steps, spacing)
+    grid = _alpha_sigma_grid(process, steps, spacing)
     for (t, a_t, s_t), (_, a_s, s_s) in _steps(grid, progress, "DDPM"):
         x0 = _predict(model, prediction, "x0", x, process, t, a_t, s_t)
         a_ts = a_t / a_s
@@ -307,7 +346,7 @@ def ddpm(model: Callable, x_T: torch.Tensor, process, steps: int, *, prediction:
 
 
 def ddim(model: Callable, x_T: torch.Tensor, process, steps: int, *, eta: float = 0.0,
-         prediction: str = "eps", spacing: str = "leading",
+         prediction: str = "eps", spacing: str | None = None,
          generator: torch.Generator | None = None, return_trajectory: bool = False,
          progress: bool = False):
     """DDIM (Song, Meng & Ermon 2021, eq. 12): keep x̂0, re-noise with the predicted ε̂,
@@ -319,7 +358,7 @@ def ddim(model: Callable, x_T: torch.Tensor, process, steps: int, *, eta: float 
     """
     _check_prediction(prediction)
     x, trajectory = x_T, [x_T]
-    grid = time_grid(process, steps, spacing)
+    grid = _alpha_sigma_grid(process, steps, spacing)
     for (t, a_t, s_t), (_, a_s, s_s) in _steps(grid, progress, "DDIM"):
         x0, eps = x0_and_eps(model(x, _model_time(process, t, x)), prediction, x, a_t, s_t)
         c = eta * s_s * math.sqrt(max(1 - (a_t * s_s / (a_s * s_t)) ** 2, 0.0))
@@ -331,7 +370,7 @@ def ddim(model: Callable, x_T: torch.Tensor, process, steps: int, *, eta: float 
 
 
 def dpm_solver_2m(model: Callable, x_T: torch.Tensor, process, steps: int, *,
-                  prediction: str = "eps", spacing: str = "leading",
+                  prediction: str = "eps", spacing: str | None = None,
                   generator: torch.Generator | None = None, return_trajectory: bool = False,
                   progress: bool = False):
     """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2): the probability flow ODE in the data-prediction
@@ -347,7 +386,7 @@ def dpm_solver_2m(model: Callable, x_T: torch.Tensor, process, steps: int, *,
     _check_prediction(prediction)
     x, trajectory = x_T, [x_T]
     x0_prev, h_prev = None, None
-    grid = time_grid(process, steps, spacing)
+    grid = _alpha_sigma_grid(process, steps, spacing)
     for (t, a_t, s_t), (_, a_s, s_s) in _steps(grid, progress, "DPM-Solver++(2M)"):
         x0 = _predict(model, prediction, "x0", x, process, t, a_t, s_t)
         if s_s == 0:  # λ_s = ∞: the step lands on its own x̂0
@@ -367,22 +406,6 @@ def dpm_solver_2m(model: Callable, x_T: torch.Tensor, process, steps: int, *,
 # ---------------------------------------------------------------------------------------------
 # Heun on the EDM noise levels (Karras et al. 2022)
 # ---------------------------------------------------------------------------------------------
-def noise_level(sde: SDE, t) -> torch.Tensor:
-    """EDM's noise level of time t: σ_edm = sigma(t)/alpha(t), the noise of x_t / alpha(t)."""
-    return sde.sigma(t) / sde.alpha(t)
-
-
-def time_of_noise_level(sde: SDE, sigma_edm: torch.Tensor, iterations: int = 60) -> torch.Tensor:
-    """The t ∈ [0, T] with sigma(t)/alpha(t) = sigma_edm, by bisection (the map is increasing)."""
-    sigma_edm = torch.as_tensor(sigma_edm, dtype=torch.float64)
-    low, high = torch.zeros_like(sigma_edm), torch.full_like(sigma_edm, sde.T)
-    for _ in range(iterations):  # 60 halvings: far below float64's resolution of [0, 1]
-        mid = (low + high) / 2
-        below = noise_level(sde, mid) < sigma_edm
-        low, high = torch.where(below, mid, low), torch.where(below, high, mid)
-    return (low + high) / 2
-
-
 def heun_edm(model: Callable, x_T: torch.Tensor, sde: SDE, steps: int, *, churn: float = 0.0,
              rho: float = 7.0, prediction: str = "score", generator: torch.Generator | None = None,
              return_trajectory: bool = False, progress: bool = False):
