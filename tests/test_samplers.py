@@ -16,7 +16,7 @@ import torch
 
 from fromscratch.diffusion import samplers as S
 from fromscratch.diffusion.gmm import GaussianMixture, gaussian_pf_ode_solution
-from fromscratch.diffusion.sde import DiscreteSchedule, SubVPSDE, VESDE, VPSDE, linear_betas
+from fromscratch.diffusion.sde import VESDE, VPSDE, DiscreteSchedule, SubVPSDE, linear_betas
 from fromscratch.diffusion.targets import convert
 
 MEAN = torch.tensor([1.0, -0.5], dtype=torch.float64)
