@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .attention import scaled_dot_product_attention
 from .errors import UserError
@@ -236,6 +237,10 @@ class GPT(nn.Module):
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+        # Activation checkpointing: in training, keep only each block's input and recompute its
+        # insides during backward: one (B, T, C) tensor kept per block instead of all of its
+        # intermediate ones, for one extra forward pass. Same gradients (dropout is replayed).
+        self.grad_checkpointing = False
 
     @staticmethod
     def _init_weights(module):
@@ -265,7 +270,10 @@ class GPT(nn.Module):
         x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C)
         x = self.transformer.drop(x)
         for block in self.transformer.h:
-            x = block(x, kv_cache=kv_cache, fast=fast)  # (B, T, C)
+            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+                x = checkpoint(block, x, fast=fast, use_reentrant=False)  # (B, T, C)
+            else:
+                x = block(x, kv_cache=kv_cache, fast=fast)  # (B, T, C)
         if kv_cache is not None:
             kv_cache.length += T
         if last_only:
