@@ -168,18 +168,6 @@ MEAN = torch.tensor([1.0, -0.5], dtype=torch.float64)
 COV = torch.tensor([[0.6, 0.2], [0.2, 0.3]], dtype=torch.float64)
 
 
-class StraightPath:
-    """alpha = 1 − t, sigma = t: what the closed form needs to solve the flow ODE."""
-
-    T = 1.0
-
-    def alpha(self, t):
-        return 1 - torch.as_tensor(t, dtype=torch.float64)
-
-    def sigma(self, t):
-        return torch.as_tensor(t, dtype=torch.float64)
-
-
 def convergence(sde, n, nfes):
     """On one Gaussian: {sampler: [mean per-sample error at each nfe]} and {sampler: [the NFE
     each run really used]} (Heun's NFE is odd or even, not both)."""
@@ -197,7 +185,7 @@ def convergence(sde, n, nfes):
         flow = name in FLOW_SAMPLERS
         start = x_T if flow else x_T * sde.prior_std()
         end = 0.0 if ends_on_data(name) else sde.t_min
-        exact = gaussian_pf_ode_solution(start, 1.0, end, StraightPath() if flow else sde, MEAN,
+        exact = gaussian_pf_ode_solution(start, 1.0, end, S.StraightPath() if flow else sde, MEAN,
                                          COV)
         errors[name], evaluations[name] = [], []
         for nfe in nfes:

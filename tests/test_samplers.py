@@ -39,18 +39,6 @@ def exact_model(data: GaussianMixture, process, kind: str = "score"):
     return model
 
 
-class StraightPath:
-    """x_t = (1 − t) x0 + t eps: the path of flow matching / rectified flow."""
-
-    T = 1.0
-
-    def alpha(self, t):
-        return 1 - torch.as_tensor(t, dtype=torch.float64)
-
-    def sigma(self, t):
-        return torch.as_tensor(t, dtype=torch.float64)
-
-
 def gaussian_x0(x, alpha, sigma):
     """E[x0 | x_t] for x0 ~ N(μ, Σ): μ + αΣ(α²Σ + σ²I)⁻¹(x − αμ), finite even at alpha = 0."""
     C = alpha**2 * COV + sigma**2 * torch.eye(2, dtype=torch.float64)
@@ -95,7 +83,7 @@ def test_flow_samplers_converge_on_the_straight_path(name, order):
     """The flow ODE from t = 1 to 0 equals the probability flow ODE of the straight path, whose
     Gaussian solution the same closed form gives."""
     x_T = torch.randn(64, 2, generator=gen(1), dtype=torch.float64)
-    exact = gaussian_pf_ode_solution(x_T, 1.0, 0.0, StraightPath(), MEAN, COV)
+    exact = gaussian_pf_ode_solution(x_T, 1.0, 0.0, S.StraightPath(), MEAN, COV)
     sampler = getattr(S, name)
     errors = [float((sampler(flow_x0_model, x_T, n, prediction="x0") - exact).norm(dim=1).mean())
               for n in NFES]

@@ -464,11 +464,24 @@ def heun_edm(model: Callable, x_T: torch.Tensor, sde: SDE, steps: int, *, churn:
 FLOW_KINDS = ("velocity",) + KINDS
 
 
+class StraightPath:
+    """The path of flow matching: x_t = (1 − t) x0 + t eps, t ∈ [0, 1] (alpha = 1 − t,
+    sigma = t). Only alpha and sigma, which is all the exact mixture (gmm.py) and the closed-form
+    Gaussian ODE solution need to treat it like an SDE."""
+
+    T = 1.0
+
+    def alpha(self, t) -> torch.Tensor:
+        return 1 - torch.as_tensor(t, dtype=torch.float64)
+
+    def sigma(self, t) -> torch.Tensor:
+        return torch.as_tensor(t, dtype=torch.float64)
+
+
 def flow_velocity(pred: torch.Tensor, prediction: str, x: torch.Tensor, t: float) -> torch.Tensor:
     """The velocity u = dx_t/dt = eps − x0 of the straight path, from a prediction of any kind.
 
-    On x_t = (1 − t) x0 + t eps (alpha = 1 − t, sigma = t), a "velocity" model predicts u itself;
-    the other kinds go through (x̂0, ε̂) as in targets.py.
+    A "velocity" model predicts u itself; the other kinds go through (x̂0, ε̂) as in targets.py.
     """
     if prediction == "velocity":
         return pred
