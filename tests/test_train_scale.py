@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from test_train import TinyLM
 
 from fromscratch.data.text import LMBatches
@@ -127,3 +128,27 @@ def test_compiled_training_matches_eager():
     eager = train(tiny_gpt(dropout=0.0), DATA, settings(max_steps=3))
     compiled = train(tiny_gpt(dropout=0.0), DATA, settings(max_steps=3, compile=True))
     assert losses(compiled) == pytest.approx(losses(eager), abs=1e-5)
+
+
+def test_the_cli_passes_the_scale_options_to_the_trainer(tmp_path):
+    from pydoc_data.topics import topics
+
+    from fromscratch.cli import main
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(topics[k] for k in sorted(topics))[:12_000], encoding="utf-8")
+    out = tmp_path / "run"
+    code = main(["gpt", "train", "--data", str(corpus), "--out", str(out), "--max-steps", "2",
+                 "--batch-size", "4", "--grad-accum", "2", "--dtype", "bfloat16", "--ema", "0.9",
+                 "--grad-checkpointing"])
+    assert code == 0
+    folder = out / "checkpoints" / "step-00000002"
+    state = json.loads((folder / "state.json").read_text())
+    assert {k: state["train_config"][k] for k in
+            ["dtype", "ema_decay", "grad_checkpointing", "grad_accum", "max_steps"]} == {
+        "dtype": "bfloat16", "ema_decay": 0.9, "grad_checkpointing": True, "grad_accum": 2,
+        "max_steps": 2}
+    saved_model = load_file(out / "model.safetensors")  # the folder's model is the EMA
+    ema = load_file(folder / "ema.safetensors")
+    assert torch.equal(saved_model["transformer.h.0.mlp.c_fc.weight"].T,  # GPT-2's (in, out) layout
+                       ema["params.transformer.h.0.mlp.c_fc.weight"])

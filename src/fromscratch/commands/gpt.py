@@ -1,14 +1,18 @@
 """`fromscratch gpt train|sample|eval`: decoder-only language models (GPT, GPT-2).
 
     fromscratch gpt train  --data {shakespeare,pydoc,PATH} [--preset NAME] [--max-time S] --out DIR
+                           [--dtype D] [--ema DECAY] [--grad-checkpointing] [--compile] [--zero]
+    torchrun --nproc_per_node=N -m fromscratch gpt train ...     the same, data parallel
     fromscratch gpt sample --ckpt DIR_OR_HUB_NAME [--prompt TEXT] [--temperature T] [--top-k K] ...
     fromscratch gpt eval   --ckpt DIR --data {shakespeare,pydoc,PATH}
 """
 
+import argparse
+import os
 from pathlib import Path
 
 from ..errors import UserError
-from .common import positive_float
+from .common import positive_float, positive_int
 
 
 def _make_tokenizer(kind: str, text: str):
@@ -33,6 +37,8 @@ def cmd_gpt_train(args) -> None:
 
     recipe = get_recipe(args.preset)
     out = Path(args.out)
+    world_size = int(os.environ.get("WORLD_SIZE", 1))  # set by torchrun
+    say = print if int(os.environ.get("RANK", 0)) == 0 else (lambda *a, **k: None)
     torch.manual_seed(args.seed)
     text = load_text(args.data)
     tokenizer = _make_tokenizer(args.tokenizer or recipe.tokenizer, text)
@@ -46,12 +52,20 @@ def cmd_gpt_train(args) -> None:
 
     config = GPTConfig(vocab_size=tokenizer.vocab_size, **recipe.model)
     model = GPT(config).to(args.device)
-    train_settings = dict(recipe.train, seed=args.seed, device=args.device)
-    for name in ("max_steps", "max_time", "lr"):
+    train_settings = dict(recipe.train, seed=args.seed, device=args.device, dtype=args.dtype,
+                          ema_decay=args.ema, grad_checkpointing=args.grad_checkpointing,
+                          compile=args.compile, zero=args.zero)
+    for name in ("max_steps", "max_time", "lr", "grad_accum"):
         if getattr(args, name) is not None:
             train_settings[name] = getattr(args, name)
+    grad_accum = train_settings.get("grad_accum", 1)
+    if grad_accum % world_size:  # each process computes an equal share of a step's micro-batches
+        train_settings["grad_accum"] = -(-grad_accum // world_size) * world_size
+        say(f"{world_size} processes: {train_settings['grad_accum']} micro-batches per step "
+            f"(instead of {grad_accum})")
     cfg = TrainConfig(**train_settings)
-    batches = LMBatches(train_ids, block_size, recipe.batch_size, seed=args.seed)
+    batch_size = args.batch_size or recipe.batch_size
+    batches = LMBatches(train_ids, block_size, batch_size, seed=args.seed)
 
     def evaluate(m):
         return {"val_loss": evaluate_lm(m, val_ids, block_size, batch_size=64)}
@@ -60,7 +74,7 @@ def cmd_gpt_train(args) -> None:
         m.save_pretrained(directory)
         tokenizer.save(directory)
 
-    print(
+    say(
         f"training {model.num_params() / 1e6:.2f}M-parameter GPT ({args.preset}) on {args.data}: "
         f"{len(train_ids):,} train / {len(val_ids):,} val tokens, vocab {tokenizer.vocab_size}"
     )
@@ -72,8 +86,8 @@ def cmd_gpt_train(args) -> None:
     summary = f"stopped by {result.stopped_by} at step {result.step}"
     if val_loss is not None:
         summary += f"; validation loss {val_loss:.4f} over the whole validation split"
-    print(summary)
-    print(f"model, tokenizer, log.jsonl and loss.png in {out}")
+    say(summary)
+    say(f"model, tokenizer, log.jsonl and loss.png in {out}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,39 +143,93 @@ def cmd_gpt_eval(args) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+def non_negative_float(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    value = _number(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def ema_decay(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), e.g. 0.999; got {text}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+
+
+def _one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """argparse prints the whole usage before an error; we print the error and where to look."""
+
+    def error(message: str):
+        parser.exit(2, f"error: {parser.prog}: {message} (see {parser.prog} --help)\n")
+
+    parser.error = error
+    return parser
+
+
 def register(commands) -> None:
     gpt = commands.add_parser("gpt", help="decoder-only language models (GPT, GPT-2)")
     verbs = gpt.add_subparsers(dest="verb", required=True)
 
-    p = verbs.add_parser("train", help="train a GPT on a text corpus")
+    p = _one_line_errors(verbs.add_parser("train", help="train a GPT on a text corpus"))
     p.add_argument("--data", required=True, help="shakespeare, pydoc (offline) or a UTF-8 file")
     p.add_argument("--preset", default="demo", help="recipe: demo, shakespeare-char, ...")
     p.add_argument("--tokenizer", help="override the recipe's tokenizer: char, gpt2 or bpe:N")
     p.add_argument("--out", required=True, help="output folder (a loadable model folder)")
     p.add_argument("--max-time", type=positive_float, help="stop after this many seconds")
-    p.add_argument("--max-steps", type=int, help="override the recipe's number of steps")
+    p.add_argument("--max-steps", type=positive_int, help="override the recipe's number of steps")
+    p.add_argument("--batch-size", type=positive_int, help="override the recipe's batch size")
+    p.add_argument("--grad-accum", type=positive_int,
+                   help="micro-batches per step (all processes together under torchrun)")
     p.add_argument("--lr", type=positive_float, help="override the recipe's peak learning rate")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="autocast precision; auto = bfloat16 on GPUs (float16 on old ones), "
+                   "float32 on CPU")
+    p.add_argument("--ema", type=ema_decay, metavar="DECAY",
+                   help="keep an exponential moving average of the weights (e.g. 0.999); "
+                   "evaluation and the saved model use it")
+    p.add_argument("--grad-checkpointing", action="store_true",
+                   help="recompute activations in backward: less memory, one more forward pass")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--zero", action="store_true",
+                   help="under torchrun: shard the optimizer state across processes")
     p.set_defaults(func=cmd_gpt_train)
 
-    p = verbs.add_parser("sample", help="generate text from a trained model or a GPT-2 hub name")
+    p = _one_line_errors(
+        verbs.add_parser("sample", help="generate text from a trained model or a GPT-2 hub name"))
     p.add_argument("--ckpt", required=True, help="a model folder, or a hub name such as gpt2")
     p.add_argument("--prompt", help="text to continue")
-    p.add_argument("--max-new-tokens", type=int, default=200)
-    p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--top-p", type=float)
-    p.add_argument("--num-samples", type=int, default=1)
+    p.add_argument("--max-new-tokens", type=positive_int, default=200)
+    p.add_argument("--temperature", type=non_negative_float, default=1.0, help="0 = greedy")
+    p.add_argument("--top-k", type=positive_int)
+    p.add_argument("--top-p", type=probability, help="nucleus sampling: a number in (0, 1]")
+    p.add_argument("--num-samples", type=positive_int, default=1)
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_gpt_sample)
 
-    p = verbs.add_parser("eval", help="validation loss over the whole validation split")
+    p = _one_line_errors(
+        verbs.add_parser("eval", help="validation loss over the whole validation split"))
     p.add_argument("--ckpt", required=True)
     p.add_argument("--data", required=True)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_gpt_eval)
