@@ -80,12 +80,11 @@ def _kernel_mean(x: torch.Tensor, y: torch.Tensor, bandwidth: float, block: int)
     for start in range(0, len(x), block):
         rows = x[start:start + block]
         cols = y[start:] if symmetric else y
-        k = torch.exp(torch.cdist(rows, cols).pow(2) / (-2 * bandwidth**2))  # (block, columns)
-        if symmetric:  # the first len(rows) columns form the diagonal block
-            total += float(k[:, :len(rows)].sum(dtype=torch.float64))
-            total += 2 * float(k[:, len(rows):].sum(dtype=torch.float64))
-        else:
-            total += float(k.sum(dtype=torch.float64))
+        k = torch.cdist(rows, cols).pow_(2).mul_(-0.5 / bandwidth**2).exp_()  # (block, columns)
+        row_sums = k[:, :len(rows)].sum(1) if symmetric else k.sum(1)  # (block,)
+        total += float(row_sums.double().sum())
+        if symmetric:  # the first len(rows) columns form the diagonal block; the rest count twice
+            total += 2 * float(k[:, len(rows):].sum(1).double().sum())
     return total / (len(x) * len(y))
 
 
