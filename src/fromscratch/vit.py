@@ -232,7 +232,8 @@ def attention_rollout(attentions: list[torch.Tensor]) -> torch.Tensor:
     """
     rollout = None
     for attention in attentions:  # from the first layer up
-        mixed = 0.5 * attention.mean(dim=1) + 0.5 * torch.eye(attention.shape[-1], device=attention.device)  # (B, T, T)
+        identity = torch.eye(attention.shape[-1], device=attention.device)  # (T, T)
+        mixed = 0.5 * attention.mean(dim=1) + 0.5 * identity  # (B, T, T)
         mixed = mixed / mixed.sum(dim=-1, keepdim=True)
         rollout = mixed if rollout is None else mixed @ rollout  # (B, T, T)
     to_patches = rollout[:, 0, 1:]  # (B, N)
@@ -316,7 +317,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def save_model_folder(model: nn.Module, path, model_type: str, config: dict) -> None:
-    """Write config.json (with "model_type") and model.safetensors into folder `path`, atomically."""
+    """Write config.json (with "model_type") and model.safetensors into `path`, atomically."""
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     save_safetensors_atomic(model.state_dict(), folder / "model.safetensors",
