@@ -1,8 +1,10 @@
 """Checkpoints: exact round trips, tied weights, damaged folders, crashes during writes."""
 
+import errno
 import json
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,3 +187,27 @@ def test_crash_while_saving_a_checkpoint_keeps_the_previous_one(tmp_path, monkey
     fresh = Net()
     assert load_training_state(tmp_path, fresh)["step"] == 1
     assert torch.equal(fresh.emb.weight, model.emb.weight)
+
+
+def _disk_full_halfway(tensors, filename, metadata=None):
+    """safetensors' save_file on a disk that fills up: some bytes land, then ENOSPC."""
+    Path(filename).write_bytes(b"\0" * 100)
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_disk_full_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    model, optimizer = trained(steps=1)
+    save_training_state(tmp_path, model, optimizer, 1, train_config={})
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    model2, optimizer2 = trained(steps=2)
+    monkeypatch.setattr("fromscratch.checkpoint.save_file", _disk_full_halfway)
+    with pytest.raises(OSError) as raised:
+        save_training_state(tmp_path, model2, optimizer2, 2, train_config={})
+    assert raised.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    checkpoints = tmp_path / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["latest", "step-00000001"]
+    fresh = Net()
+    assert load_training_state(tmp_path, fresh)["step"] == 1
+    assert all(torch.equal(fresh.state_dict()[k], v) for k, v in weights.items())

@@ -1,5 +1,6 @@
 """The training loop: schedule, parameter groups, accumulation, clipping, stops, exact resume."""
 
+import errno
 import json
 import math
 import os
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
+from fromscratch import checkpoint
 from fromscratch.checkpoint import load_training_state
 from fromscratch.data.text import LMBatches, evaluate_lm
 from fromscratch.errors import UserError
@@ -279,3 +281,28 @@ def test_smoothing_is_a_bias_corrected_moving_average():
     assert smooth([2.0, 2.0, 2.0], 0.9) == pytest.approx([2.0, 2.0, 2.0])
     # m1 = 0.5·1 = 0.5 → 0.5 / (1 - 0.5) = 1;  m2 = 0.5·0.5 + 0.5·3 = 1.75 → 1.75 / 0.75
     assert smooth([1.0, 3.0], 0.5) == pytest.approx([1.0, 1.75 / 0.75])
+
+
+def test_disk_full_stops_with_a_message_and_the_run_resumes_once_there_is_space(
+        tmp_path, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    cfg = config(checkpoint_interval=2, grad_accum=1)
+    torch.manual_seed(0)
+    full = train(TinyLM(), DATA, cfg)
+    real_save = checkpoint.save_file
+
+    def fills_up_at_step_4(tensors, filename, metadata=None):
+        if "step-00000004" in str(filename):
+            return disk_full()
+        return real_save(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(checkpoint, "save_file", fills_up_at_step_4)
+    torch.manual_seed(0)
+    with pytest.raises(UserError, match="disk is full.*step 4.*previous one is intact"):
+        train(TinyLM(), DATA, cfg, out_dir=tmp_path)
+    monkeypatch.undo()  # space was freed
+    assert load_training_state(tmp_path, TinyLM())["step"] == 2
+    resumed = train(TinyLM(), DATA, cfg, out_dir=tmp_path, resume=True)
+    assert train_losses(resumed) == train_losses(full)

@@ -266,6 +266,8 @@ def save_training_state(
 
     for stale in [*checkpoints.glob(".tmp-*"), *checkpoints.glob(".old-*")]:  # crash leftovers
         shutil.rmtree(stale, ignore_errors=True)
+    for stale in checkpoints.glob(f".{LATEST}.*.tmp"):  # a `latest` whose writer was killed
+        stale.unlink(missing_ok=True)
     for old_folder in _step_folders(checkpoints)[max(keep, 1):]:
         shutil.rmtree(old_folder, ignore_errors=True)
     return final

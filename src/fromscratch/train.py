@@ -37,6 +37,7 @@ KeyboardInterrupt at once and saves nothing (the last periodic checkpoint stays)
 or inf raises `TrainingDiverged` without saving the broken state.
 """
 
+import errno
 import json
 import math
 import shutil
@@ -63,7 +64,7 @@ from fromscratch.checkpoint import (
 from fromscratch.distributed import World
 from fromscratch.ema import EMA
 from fromscratch.errors import UserError
-from fromscratch.plots import plot_loss_curves, read_log
+from fromscratch.plots import plot_loss_curves
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -266,7 +267,7 @@ class _Log:
             return
         if resume_step is not None and self.path.exists():
             # Records after the checkpoint belong to steps that will be run again.
-            self.records = [r for r in read_log(self.path) if r["step"] <= resume_step]
+            self.records = [r for r in _complete_records(self.path) if r["step"] <= resume_step]
         lines = "".join(json.dumps(r) + "\n" for r in self.records)
         atomic_write_bytes(self.path, lines.encode("utf-8"))
 
@@ -291,6 +292,12 @@ class _Loss(torch.nn.Module):
 
     def forward(self, batch):
         return self.model.loss(batch)
+
+
+def _complete_records(path: Path) -> list[dict]:
+    """The records of log.jsonl; a last line cut short (a crash in mid-append) is left out."""
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    return [json.loads(line) for line in lines if line.endswith("\n") and line.strip()]
 
 
 def _checked(losses: torch.Tensor, last_step: int) -> list[float]:
@@ -444,11 +451,19 @@ def _train(model, batches, cfg, world, *, out_dir, evaluate, save_model, resume,
             optimizer.consolidate_state_dict(to=0)  # gather the shards of Adam's state on rank 0
         if writes:
             extra = {"grad_scaler": scaler.state_dict()} if scaler.is_enabled() else None
-            save_training_state(out_dir, model, optimizer, step, train_config=cfg.to_dict(),
-                                extra=extra, ema=ema)
-            if save_model is not None:
-                with averaged_weights():
-                    save_model(model, out_dir)
+            try:
+                save_training_state(out_dir, model, optimizer, step, train_config=cfg.to_dict(),
+                                    extra=extra, ema=ema)
+                if save_model is not None:
+                    with averaged_weights():
+                        save_model(model, out_dir)
+            except OSError as error:
+                if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                raise UserError(
+                    f"the disk is full: the checkpoint of step {step} could not be written to "
+                    f"{out_dir} (the previous one is intact); free some space, then resume"
+                ) from error
         saved_at = step
         last_log += time.perf_counter() - began
 
