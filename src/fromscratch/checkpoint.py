@@ -269,8 +269,16 @@ def save_training_state(
     for stale in checkpoints.glob(f".{LATEST}.*.tmp"):  # a `latest` whose writer was killed
         stale.unlink(missing_ok=True)
     for old_folder in _step_folders(checkpoints)[max(keep, 1):]:
-        shutil.rmtree(old_folder, ignore_errors=True)
+        _remove_folder(old_folder)
     return final
+
+
+def _remove_folder(folder: Path) -> None:
+    """Rename, then delete: a crash halfway leaves a hidden leftover, never a half-deleted
+    checkpoint that looks like a real one."""
+    trash = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".old-{folder.name}-"))
+    os.replace(folder, trash / folder.name)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 class _Corrupt(Exception):

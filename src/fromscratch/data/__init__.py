@@ -2,12 +2,14 @@
 
 Each data module (`text`, ...) turns a source (a name like "shakespeare", or a path) into tensors.
 Downloads all go through `download`: into a cache folder, checked against a SHA-256 hash, and
-written atomically, so a half-finished download never looks like a finished one.
+renamed into place only when whole, so a half-finished download never looks like a finished one;
+an interrupted one is retried and continued where it stopped.
 """
 
 import hashlib
+import http.client
 import os
-import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -30,41 +32,66 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download(url: str, path: Path, sha256: str, *, progress: bool = True) -> Path:
+def download(
+    url: str, path: Path, sha256: str, *, progress: bool = True, attempts: int = 3,
+    retry_wait: float = 2.0,
+) -> Path:
     """Make sure `path` holds the file at `url` whose SHA-256 is `sha256`; return `path`.
 
-    A file already at `path` with the right hash is used as is (no network). Otherwise the file is
-    streamed into a temporary file next to `path`, its hash checked, and only then renamed to
-    `path` (a rename within one folder is atomic), so an interrupted or corrupted download never
-    becomes the cached file.
+    A file already at `path` with the right hash is used as is (no network). Otherwise the bytes
+    go to `.{name}.part` next to `path`; a dropped connection is retried (`attempts` times, after
+    retry_wait, 2·retry_wait, ... seconds) and continues where it stopped, with an HTTP Range
+    request, so is a `.part` file an interrupted earlier run left. Only a file whose hash is
+    right is renamed to `path` (atomic within a folder): a half-finished or corrupted download
+    never becomes the cached file.
     """
     path = Path(path)
     if path.is_file() and sha256_of(path) == sha256:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    tmp = Path(tmp_name)
+    part = path.with_name(f".{path.name}.part")
+    problem = ""
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(retry_wait * attempt)
+        try:
+            _fetch_rest(url, part, progress)
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+            problem = f"{type(error).__name__}: {error}"
+            continue
+        if sha256_of(part) == sha256:
+            os.replace(part, path)
+            return path
+        problem = f"the file has SHA-256 {sha256_of(part)}, expected {sha256}"
+        part.unlink()  # wrong bytes: the next attempt starts from the beginning
+    raise UserError(
+        f"could not download {url} after {attempts} attempts ({problem}); try again later (it "
+        f"continues where it stopped), or put the file at {path} yourself"
+    )
+
+
+def _fetch_rest(url: str, part: Path, progress: bool) -> None:
+    """Append to `part` the bytes of `url` it lacks; raise if the connection ends early."""
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
-            size = int(response.headers.get("Content-Length") or 0) or None
-            bar = tqdm(total=size, unit="B", unit_scale=True, desc=path.name, disable=not progress)
+        response = urllib.request.urlopen(request, timeout=30)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and have:  # nothing after byte `have`: the file is already whole
+            return
+        raise
+    with response:
+        if response.status != 206:  # the server sent the whole file (it ignores Range)
+            have = 0
+        length = int(response.headers.get("Content-Length") or 0) or None
+        received = 0
+        bar = tqdm(total=have + length if length else None, initial=have, unit="B",
+                   unit_scale=True, desc=part.name[1:-5], disable=not progress)
+        with open(part, "ab" if have else "wb") as out:
             for chunk in iter(lambda: response.read(1 << 16), b""):
                 out.write(chunk)
-                digest.update(chunk)
+                received += len(chunk)
                 bar.update(len(chunk))
-            bar.close()
-        if digest.hexdigest() != sha256:
-            raise UserError(
-                f"the file downloaded from {url} has SHA-256 {digest.hexdigest()}, expected "
-                f"{sha256}: try again later, or download it yourself and pass its path"
-            )
-        os.replace(tmp, path)
-    except (urllib.error.URLError, OSError) as error:
-        raise UserError(
-            f"could not download {url} ({error}); if you are offline, put the file at {path} "
-            "or pass the path of a local text file instead"
-        ) from error
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+        bar.close()
+    if length is not None and received < length:  # urllib ends a dropped stream quietly
+        raise ConnectionError(f"the connection closed after {received} of {length} bytes")
