@@ -9,6 +9,7 @@ from fromscratch.tokenizers.wordpiece import (
     WordPieceTokenizer,
     basic_tokenize,
     train_wordpiece,
+    train_wordpiece_simple,
     wordpiece,
 )
 
@@ -58,16 +59,17 @@ def test_encode_pairs_truncation_and_batch_by_hand():
 
 
 def test_trainer_merges_by_hand():
-    """Words hug x10, pug x5, pun x12, bun x4, hugs x5; ties go to the pair met first in the
-    words ordered by count (pun, hug, hugs, pug, bun).
+    """Words hug x10, pug x5, pun x12, bun x4, hugs x5; equal scores go to the more frequent
+    pair.
 
     Merge 1. Units: h 15, p 17, b 4, ##u 36, ##g 20, ##n 16, ##s 5. Scores f(ab)/(f(a) f(b)):
     (h ##u) 15/(15·36), (p ##u) 17/(17·36), (b ##u) 4/(4·36), (##u ##g) 20/(36·20),
     (##u ##n) 16/(36·16): all 1/36; (##g ##s) 5/(20·5) = 1/20 wins, though it is the rarest
     pair (BPE would merge the most frequent, (##u ##g), seen 20 times).
-    Merge 2. ##g 15, ##gs 5; every pair scores exactly 1/36 now: the tie goes to (p ##u), from pun.
+    Merge 2. ##g 15, ##gs 5; every pair scores exactly 1/36 now: the tie goes to (p ##u), seen
+    17 times (in pug and pun).
     Merge 3. pu 17, ##u 19: (h ##u) 15/(15·19), (b ##u) 4/(4·19) and (##u ##gs) 5/(19·5) tie at
-    1/19, above (pu ##n) 12/(17·16) and the rest: (h ##u), from hug, is met first.
+    1/19, above (pu ##n) 12/(17·16) and the rest: (h ##u), seen 15 times, wins.
     """
     corpus = ["hug"] * 10 + ["pug"] * 5 + ["pun"] * 12 + ["bun"] * 4 + ["hugs"] * 5
     vocab, merges = train_wordpiece(" ".join(corpus), 15)
@@ -77,6 +79,16 @@ def test_trainer_merges_by_hand():
     assert vocab[-3:] == ["##gs", "pu", "hu"] and len(vocab) == 15
     tok = WordPieceTokenizer(vocab)
     assert tok.tokenize("hugs pun bug") == ["hu", "##gs", "pu", "##n", "b", "##u", "##g"]
+
+
+def test_fast_trainer_equals_simple_trainer():
+    from pydoc_data.topics import topics
+
+    text = "\n".join(topics[k] for k in sorted(topics))[:4000]
+    vocab, merges = train_wordpiece(text, 200)
+    assert (vocab, merges) == train_wordpiece_simple(text, 200)
+    assert len(vocab) == 200 == len(set(vocab))
+    assert all(a + b.removeprefix("##") in vocab for a, b in merges)
 
 
 def test_trained_tokenizer_round_trips(tmp_path):

@@ -37,13 +37,14 @@ format), plus `tokenizer_config.json` with `do_lower_case`.
 
 import json
 import unicodedata
-from collections import Counter
+from collections import Counter, defaultdict
 from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
 
 import regex
 import torch
+from tqdm import tqdm
 
 from fromscratch.errors import UserError
 from fromscratch.tokenizers.bpe import merge
@@ -335,9 +336,11 @@ class WordPieceTokenizer:
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
 
     @classmethod
-    def train(cls, texts, vocab_size: int, *, lowercase: bool = True) -> "WordPieceTokenizer":
+    def train(
+        cls, texts, vocab_size: int, *, lowercase: bool = True, progress: bool = False
+    ) -> "WordPieceTokenizer":
         """Learn a vocabulary of `vocab_size` tokens from `texts` (see `train_wordpiece`)."""
-        vocab, _ = train_wordpiece(texts, vocab_size, lowercase=lowercase)
+        vocab, _ = train_wordpiece(texts, vocab_size, lowercase=lowercase, progress=progress)
         return cls(vocab, lowercase=lowercase)
 
 
@@ -361,41 +364,14 @@ def _truncate(first: list[int], second: list[int] | None, budget: int):
 # ---------------------------------------------------------------------------------------------
 # Training a WordPiece vocabulary
 # ---------------------------------------------------------------------------------------------
-def _pair_scores(splits: dict[str, list[str]], counts: Counter) -> dict[tuple[str, str], float]:
-    """score(a, b) = freq(ab) / (freq(a) · freq(b)) for every adjacent pair in the split words."""
-    unit_freq, pair_freq = Counter(), Counter()
-    for word, count in counts.items():
-        pieces = splits[word]
-        for piece in pieces:
-            unit_freq[piece] += count
-        for pair in pairwise(pieces):
-            pair_freq[pair] += count
-    return {(a, b): f / (unit_freq[a] * unit_freq[b]) for (a, b), f in pair_freq.items()}
-
-
-def _merged(a: str, b: str) -> str:
-    return a + b.removeprefix(PREFIX)  # "hu" + "##g" = "hug"; "##g" + "##s" = "##gs"
-
-
-def train_wordpiece(texts, vocab_size: int, *, lowercase: bool = True):
-    """Learn a WordPiece vocabulary: returns (vocab, merges), vocab in id order.
-
-    texts: a string or an iterable of strings. The vocabulary starts with the special tokens and
-    every character (a word's first character as is, the others with "##"), then grows by one
-    merged token per step, always the pair with the highest score (ties: the more frequent
-    words' pair first, i.e. the first pair met in the words sorted by decreasing count).
-
-    >>> vocab, merges = train_wordpiece(["hug"] * 10 + ["pug"] * 5 + ["hugs"] * 5, 13)
-    >>> merges[0]                # freq(##g ##s) / (freq(##g) freq(##s)) = 5 / (20 · 5) is best
-    ('##g', '##s')
-    """
+def _start(texts, vocab_size: int, lowercase: bool):
+    """Word counts, each word split into characters, and the starting vocabulary."""
     if isinstance(texts, str):
         texts = [texts]
     counts = Counter()
     for text in texts:
         counts.update(basic_tokenize(text, lowercase=lowercase))
-    counts = Counter(dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))))
-    splits = {w: [w[0]] + [PREFIX + c for c in w[1:]] for w in counts}
+    splits = {w: [w[0]] + [PREFIX + c for c in w[1:]] for w in counts}  # "hug" → h ##u ##g
     alphabet = sorted({piece for pieces in splits.values() for piece in pieces})
     vocab = list(SPECIAL_TOKENS) + alphabet
     if vocab_size < len(vocab):
@@ -403,18 +379,98 @@ def train_wordpiece(texts, vocab_size: int, *, lowercase: bool = True):
             f"vocab_size {vocab_size} is smaller than the {len(vocab)} special tokens and "
             "characters of the text; ask for more"
         )
+    return counts, splits, vocab
+
+
+def _frequencies(splits: dict[str, list[str]], counts: Counter) -> tuple[Counter, Counter]:
+    """freq(unit) and freq(adjacent pair) in the corpus (a word counts as often as it occurs)."""
+    unit_freq, pair_freq = Counter(), Counter()
+    for word, count in counts.items():
+        pieces = splits[word]
+        for piece in pieces:
+            unit_freq[piece] += count
+        for pair in pairwise(pieces):
+            pair_freq[pair] += count
+    return unit_freq, pair_freq
+
+
+def _best_pair(pair_freq: Counter, unit_freq: Counter) -> tuple[str, str]:
+    """The pair with the highest score(a, b) = freq(ab) / (freq(a) · freq(b)); ties go to the
+    more frequent pair, then to the alphabetically first."""
+
+    def rank(pair):
+        a, b = pair
+        return -pair_freq[pair] / (unit_freq[a] * unit_freq[b]), -pair_freq[pair], pair
+
+    return min(pair_freq, key=rank)
+
+
+def _merged(a: str, b: str) -> str:
+    return a + b.removeprefix(PREFIX)  # "hu" + "##g" = "hug"; "##g" + "##s" = "##gs"
+
+
+def train_wordpiece_simple(texts, vocab_size: int, *, lowercase: bool = True):
+    """`train_wordpiece` written plainly: every step recounts all units and pairs from scratch."""
+    counts, splits, vocab = _start(texts, vocab_size, lowercase)
     merges = []
     while len(vocab) < vocab_size:
-        scores = _pair_scores(splits, counts)
-        if not scores:
+        unit_freq, pair_freq = _frequencies(splits, counts)
+        if not pair_freq:
             break  # every word is a single token already
-        a, b = max(scores, key=scores.get)  # the first of the best in the words' order
-        new = _merged(a, b)
+        a, b = _best_pair(pair_freq, unit_freq)
         merges.append((a, b))
-        if new not in vocab:
-            vocab.append(new)
+        if _merged(a, b) not in vocab:  # ("##ab", "##c") and ("##a", "##bc") make the same
+            vocab.append(_merged(a, b))
         for word, pieces in splits.items():
-            if len(pieces) > 1:
-                splits[word] = merge(pieces, (a, b), new)  # the same step as BPE's
+            splits[word] = merge(pieces, (a, b), _merged(a, b))  # the same step as BPE's
     return vocab, merges
 
+
+def train_wordpiece(texts, vocab_size: int, *, lowercase: bool = True, progress: bool = False):
+    """Learn a WordPiece vocabulary: returns (vocab, merges), vocab in id order.
+
+    texts: a string or an iterable of strings. The vocabulary starts with the special tokens and
+    every character (a word's first character as is, the others with "##"), then grows by one
+    merged token per step: the pair with the highest score freq(ab) / (freq(a) · freq(b)).
+
+    Same merges as `train_wordpiece_simple`, faster: the counts are kept up to date, and a merge
+    recounts only the words that contain the merged pair.
+
+    >>> vocab, merges = train_wordpiece(["hug"] * 10 + ["pug"] * 5 + ["hugs"] * 5, 13)
+    >>> merges[0]                # freq(##g ##s) / (freq(##g) freq(##s)) = 5 / (20 · 5) is best
+    ('##g', '##s')
+    """
+    counts, splits, vocab = _start(texts, vocab_size, lowercase)
+    unit_freq, pair_freq = _frequencies(splits, counts)
+    words_with = defaultdict(set)  # pair → the words in which it occurs
+    for word, pieces in splits.items():
+        for pair in pairwise(pieces):
+            words_with[pair].add(word)
+
+    def count(word: str, sign: int) -> None:  # add (+1) or remove (-1) a word's units and pairs
+        c = sign * counts[word]
+        for piece in splits[word]:
+            unit_freq[piece] += c
+        for pair in pairwise(splits[word]):
+            pair_freq[pair] += c
+            if pair_freq[pair] == 0:
+                del pair_freq[pair]
+
+    merges, known = [], set(vocab)
+    bar = tqdm(total=vocab_size - len(vocab), desc="WordPiece merges", disable=not progress)
+    while len(vocab) < vocab_size and pair_freq:
+        a, b = _best_pair(pair_freq, unit_freq)
+        new = _merged(a, b)
+        merges.append((a, b))
+        if new not in known:
+            vocab.append(new)
+            known.add(new)
+            bar.update()
+        for word in list(words_with.pop((a, b))):
+            count(word, -1)
+            splits[word] = merge(splits[word], (a, b), new)
+            count(word, +1)
+            for pair in pairwise(splits[word]):
+                words_with[pair].add(word)
+    bar.close()
+    return vocab, merges
