@@ -13,7 +13,9 @@ Every sampler is called the same way,
 
 where `process` is the SDE or DiscreteSchedule the model was trained on and x_T a draw from its
 prior (`process.prior_sample`). Deterministic samplers take `generator` too, and ignore it, so a
-benchmark can call every sampler alike. The number of model evaluations (NFE) per call:
+benchmark can call every sampler alike. Two exceptions: `ode_rk45` takes a tolerance in place
+of `steps`, and the flow samplers, whose path is fixed, take no process. The number of model
+evaluations (NFE) per call:
 
     sampler              solves           NFE          order   derivation
     euler_maruyama       reverse SDE      steps        ½ (1 weak)  notebooks/14_reverse_diffusion.py
