@@ -296,3 +296,40 @@ class ImageBatches:
         if self.max_shift > 0 or self.max_degrees > 0:
             x = random_shift_rotate(x, generator, self.max_shift, self.max_degrees)
         return x, self.data.y[idx]
+
+
+# ---------------------------------------------------------------------------------------------
+# Pictures
+# ---------------------------------------------------------------------------------------------
+def save_image_grid(
+    images: torch.Tensor, path: str | Path, *, rows: int, labels: list[str] | None = None,
+    title: str | None = None, cmap: str = "gray",
+) -> Path:
+    """Draw images (N, 1, H, W) as a grid with `rows` rows into a PNG file, written atomically.
+
+    labels: a caption under each image. Values are shown on [0, 1] with `cmap` except for
+    other colour maps, which stretch each image's own range (for attention maps).
+    """
+    import io
+
+    from matplotlib.figure import Figure
+
+    from fromscratch.checkpoint import atomic_write_bytes
+
+    cols = math.ceil(len(images) / rows)
+    figure = Figure(figsize=(cols * 1.0, rows * 1.1 + (0.4 if title else 0)), dpi=100)
+    axes = figure.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (ax, image) in enumerate(zip(axes.flat, images, strict=False)):
+        limits = dict(vmin=0, vmax=1) if cmap == "gray" else {}
+        ax.imshow(image[0].detach().cpu(), cmap=cmap, **limits)
+        if labels is not None:
+            ax.set_title(labels[i], fontsize=8)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    atomic_write_bytes(Path(path), buffer.getvalue())
+    return Path(path)
