@@ -38,6 +38,7 @@ from fromscratch.errors import UserError
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
+FORMAT = 1  # the layout of a training checkpoint; raised when it changes incompatibly
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,6 +238,7 @@ def save_training_state(
             ema_json = ema_state  # decay, warmup, num_updates
         files = {f.name: f.stat().st_size for f in tmp.iterdir()}
         state = {
+            "format": FORMAT,
             "step": step,
             "train_config": train_config,
             "extra": extra or {},
@@ -348,6 +350,11 @@ def load_training_state(
             warnings.warn(f"skipping damaged checkpoint: {error}", stacklevel=2)
             problems.append(str(error))
             continue
+        if state.get("format", 1) > FORMAT:
+            raise UserError(
+                f"{folder} was written by a newer fromscratch (checkpoint format "
+                f"{state['format']}; this one reads up to {FORMAT}): upgrade fromscratch to use it"
+            )
         for alias, source in state["tied"].items():
             model_tensors[alias] = model_tensors[source]
         _check_fits(model, model_tensors, folder)
@@ -373,7 +380,8 @@ def load_training_state(
             "extra": state["extra"],
             "path": folder,
         }
-    raise UserError(f"no usable checkpoint in {checkpoints} ({'; '.join(problems)})")
+    raise UserError(f"no usable checkpoint in {checkpoints} ({'; '.join(problems)}): start "
+                    "afresh (--overwrite) or resume from a copy of the run")
 
 
 def _load_ema(

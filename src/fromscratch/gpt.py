@@ -93,7 +93,8 @@ class GPTConfig:
     def from_hf(cls, hf: dict) -> "GPTConfig":
         """Read a Hugging Face GPT-2 `config.json` dictionary; refuse anything we can't run."""
         if hf.get("model_type") != "gpt2":
-            raise UserError(f"config.json has model_type {hf.get('model_type')!r}; expected 'gpt2'")
+            raise UserError(f"config.json has model_type {hf.get('model_type')!r}, not a GPT "
+                            "('gpt2'): give the folder of a GPT model")
         # "gelu_pytorch_tanh" is the same function as "gelu_new" (the tanh approximation).
         activation = hf.get("activation_function", "gelu_new")
         if activation not in ("gelu_new", "gelu_pytorch_tanh"):
@@ -399,7 +400,8 @@ class GPT(nn.Module):
         try:
             hf_state = load_file(weights_path)
         except (OSError, SafetensorError) as err:
-            raise UserError(f"cannot read {weights_path}: {err}") from err
+            raise UserError(f"cannot read {weights_path} ({err}): the file is damaged or "
+                            "incomplete; save or download it again") from err
         state = _checkpoint_to_ours(hf_state, model.state_dict(), config)
         model.load_state_dict(state, assign=True)
         model.lm_head.weight = model.transformer.wte.weight  # assign replaced wte: tie again
