@@ -311,3 +311,29 @@ def test_adapters_we_save_load_into_peft_on_hf_gpt2(tmp_path):
     x = ids()
     with torch.no_grad():
         assert (hf(x).logits - model(x)).abs().max() <= 1e-5
+
+
+def test_lora_on_our_bert_equals_peft_on_hf_bert(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from fromscratch.bert import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=16)
+    BertModel(config).save_pretrained(tmp_path / "base")
+    ours = BertModel.from_pretrained(tmp_path / "base")
+    names = add_lora(ours, ["query", "value"], rank=4, alpha=8)
+    assert len(names) == 4  # two layers, query and value
+    randomize_B(ours)
+    save_adapters(ours, tmp_path / "adapters")
+
+    hf = transformers.BertModel.from_pretrained(tmp_path / "base", add_pooling_layer=False)
+    hf = peft.PeftModel.from_pretrained(hf, tmp_path / "adapters").eval()
+    ids = torch.randint(0, 50, (3, 10), generator=torch.Generator().manual_seed(4))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    with torch.no_grad():
+        theirs = hf(input_ids=ids, attention_mask=mask).last_hidden_state
+        assert (ours.eval()(ids, mask) - theirs).abs().max() <= 1e-5
+        merge_lora(ours)
+        assert (ours(ids, mask) - theirs).abs().max() <= 1e-5
