@@ -205,12 +205,13 @@ def _exclusive(lock_path: Path, wait: bool) -> Iterator[bool]:
 
 def run_lesson_cached(
     path: Path, cache_dir: Path, *, wait: bool = True, fast: bool = True,
-    solutions: bool = True, **run_kwargs,
+    solutions: bool = True, reuse_stale: bool = False, **run_kwargs,
 ):
     """`run_lesson`, reusing the notebook of an earlier run with the same `source_digest`.
 
     Processes sharing `cache_dir` run each lesson once: one runs it while the others wait for
     its result. With `wait=False`, returns None at once if another process is running it.
+    `reuse_stale` takes any earlier run, even of an older version (for editing the docs' prose).
     """
     import nbformat
 
@@ -222,7 +223,8 @@ def run_lesson_cached(
     with _exclusive(cache_dir / f"{stem}.lock", wait) as locked:
         if not locked:
             return None
-        if key_path.exists() and key_path.read_text() == key and notebook_path.exists():
+        fresh = key_path.exists() and key_path.read_text() == key
+        if notebook_path.exists() and (fresh or reuse_stale):
             return nbformat.read(notebook_path, as_version=4)
         env = run_kwargs.pop("env", {})
         with tempfile.TemporaryDirectory(prefix=f"{stem}-") as workdir:
