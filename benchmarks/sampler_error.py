@@ -308,17 +308,19 @@ def plot_trajectories(models, mixture, sde, path, n=400, steps=40):
 
 
 def plot_score_fields(exact_score, learned_score, path, times=(0.05, 0.2, 0.5)):
+    """Exact (top) and learned (bottom) score fields, each panel with its own arrow scale."""
     from matplotlib.figure import Figure
 
     from fromscratch.diffusion.toy import plot_score_field
 
-    fig = Figure(figsize=(4 * len(times), 4), layout="constrained")
-    for ax, t in zip(fig.subplots(1, len(times)), times, strict=True):
-        plot_score_field(exact_score, t, ax=ax, color="C0", label="exact")
-        plot_score_field(learned_score, t, ax=ax, color="C3", label="learned")
-        ax.set_title(f"score at t = {t}")
-        ax.legend(fontsize=7, loc="lower left")
-    fig.savefig(path, dpi=120)
+    fig = Figure(figsize=(3.6 * len(times), 7.2), layout="constrained")
+    axes = fig.subplots(2, len(times))
+    for column, t in enumerate(times):
+        for row, (score, label, color) in enumerate(((exact_score, "exact", "C0"),
+                                                      (learned_score, "learned", "C3"))):
+            plot_score_field(score, t, ax=axes[row, column], color=color)
+            axes[row, column].set_title(f"{label} score, t = {t}")
+    fig.savefig(path, dpi=110)
 
 
 # ---------------------------------------------------------------------------------------------
