@@ -93,8 +93,12 @@ def get_exercise(name: str) -> Exercise:
 
 
 def list_exercises() -> list[str]:
-    """Names of all exercises, in the order the lessons meet them."""
-    return list(REGISTRY)
+    """Names of all exercises, in the order the lessons meet them.
+
+    Lessons are named `NN_topic`, so sorting by lesson name orders them by number; within a
+    lesson, exercises keep the order they were registered in.
+    """
+    return sorted(REGISTRY, key=lambda name: REGISTRY[name].lesson)
 
 
 def exercise(name: str) -> Callable[[Callable], Callable]:
