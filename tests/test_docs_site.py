@@ -180,11 +180,10 @@ class Chromium:
 
 
 # Everything the tests need to know about a page, measured once the page and its images loaded.
-INSPECT_PAGE = """(async () => {
+INSPECT_PAGE = r"""(async () => {
   await Promise.all([...document.images].map(img => img.complete ? null :
       new Promise(done => { img.onload = img.onerror = done; })));
-  const article = document.querySelector("article") || document.body;
-  const prose = article.cloneNode(true);
+  const prose = document.body.cloneNode(true);
   prose.querySelectorAll("pre, code, script, .katex").forEach(node => node.remove());
   return {
     math: document.querySelectorAll(".arithmatex").length,
@@ -193,6 +192,7 @@ INSPECT_PAGE = """(async () => {
     katexErrors: [...document.querySelectorAll(".katex-error")]
         .map(el => el.title || el.textContent),
     rawDollars: prose.textContent.includes("$$"),
+    rawDelimiters: /\\\(|\\\[/.test(prose.textContent),
     images: [...document.images].map(img => ({src: img.currentSrc, width: img.naturalWidth})),
     links: [...document.querySelectorAll("a[href]")].map(a => a.href),
     ids: [...document.querySelectorAll("[id]")].map(el => el.id),
@@ -257,6 +257,7 @@ def test_math_is_typeset_by_katex(served_site):
         assert page["untypeset"] == [], url
         assert page["katexErrors"] == [], url
         assert not page["rawDollars"], f"{url}: a $$ was left as text"
+        assert not page["rawDelimiters"], f"{url}: a \\( or \\[ was left as text"
 
 
 def test_every_image_loads(served_site):

@@ -1,11 +1,18 @@
-// Typeset the math that pymdownx.arithmatex marked (class "arithmatex"), with the bundled KaTeX.
+// Typeset the math with the bundled KaTeX: the formulas pymdownx.arithmatex marked (class
+// "arithmatex", written as \( \) and \[ \]), and the headings with math in the navigation and
+// the table of contents, which hold the formula as plain text.
+var inline = [{ left: "\\(", right: "\\)", display: false }];
+
 function typesetMath() {
   document.querySelectorAll(".arithmatex").forEach(function (element) {
     renderMathInElement(element, {
-      delimiters: [
-        { left: "\\(", right: "\\)", display: false },
-        { left: "\\[", right: "\\]", display: true },
-      ],
+      delimiters: inline.concat([{ left: "\\[", right: "\\]", display: true }]),
+      throwOnError: false,
+    });
+  });
+  document.querySelectorAll(".md-nav__link, .md-ellipsis").forEach(function (element) {
+    renderMathInElement(element, {
+      delimiters: inline.concat([{ left: "$", right: "$", display: false }]),
       throwOnError: false,
     });
   });
