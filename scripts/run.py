@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Set up and run: `python3 scripts/run.py {demo,test,bench,notebooks,lint}`.
+"""Set up and run: `python3 scripts/run.py {demo,test,bench,notebooks,docs,lint}`.
 
 Needs only Python ≥ 3.10 and pip. It creates a project-local virtual environment (.venv), installs
 torch first and pinned (a bare `torch` requirement would pull a multi-GB CUDA build on a CPU
@@ -62,8 +62,10 @@ def lint() -> None:
 
 
 def test() -> None:
+    """ruff, then every test: the lessons run in fast mode, and the docs site is built from those
+    runs and checked in headless Chromium (installed with apt-get when missing, as root)."""
     lint()
-    run(PYTHON, "-m", "pytest", "-n", "2", "-q", *sys.argv[2:])
+    run(PYTHON, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-q", *sys.argv[2:])
 
 
 def bench() -> None:
@@ -78,7 +80,15 @@ def notebooks() -> None:
     run(BIN / "jupytext", "--to", "ipynb", *sources)
 
 
-TASKS = {"demo": demo, "test": test, "bench": bench, "notebooks": notebooks, "lint": lint}
+def docs() -> None:
+    """Build the site into site/ (`docs --serve` serves it; more options: scripts/build_docs.py)."""
+    ensure_installed("[dev]")
+    run(PYTHON, ROOT / "scripts" / "build_docs.py", *sys.argv[2:])
+
+
+TASKS = {
+    "demo": demo, "test": test, "bench": bench, "notebooks": notebooks, "docs": docs, "lint": lint,
+}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in TASKS:

@@ -36,6 +36,10 @@ pytest.importorskip("material")
 pytest.importorskip("mkdocstrings_handlers.python")
 pytest.importorskip("nbclient")
 
+# One worker builds and serves the site for every test here (run.py's pytest uses --dist
+# loadgroup); under another split, a second worker waits for the first (see `served_site`).
+pytestmark = pytest.mark.xdist_group("docs_site")
+
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "site"
 ARTIFACTS = ROOT / "site-artifacts"
@@ -208,6 +212,13 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def served_site():
     chromium = find_chromium()
+    (ROOT / "build").mkdir(exist_ok=True)
+    with open(ROOT / "build" / "docs-site.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the site's folders are shared: one build at a time
+        yield from build_and_serve(chromium)
+
+
+def build_and_serve(chromium: str):
     if not shutil.which("npm"):
         why = apt_install("npm")
         if why:
