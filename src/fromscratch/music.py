@@ -39,7 +39,7 @@ class MusicConfig:
     block_size: int = 161  # longest sequence: the start step + 160 quarter notes (JSB)
     n_layer: int = 3
     n_head: int = 4
-    n_embd: int = 128
+    n_embd: int = 64
     dropout: float = 0.3  # 229 training chorales: strong regularisation
     bias: bool = True
     layer_norm_eps: float = 1e-5
@@ -187,3 +187,22 @@ def plot_piano_roll(roll: torch.Tensor, path=None, title: str = ""):
     if path is not None:
         fig.savefig(path, dpi=100)
     return fig
+
+
+def train_music(rolls: dict[str, list[torch.Tensor]], config: MusicConfig, train_config, *,
+                batch_size: int = 16, max_transpose: int = 5, out_dir=None, seed: int = 0,
+                **train_args):
+    """Train a `MusicTransformer` on rolls["train"] with `fromscratch.train.train`, tracking the
+    NLL per step on rolls["valid"] ("val_loss"). Returns (model, TrainResult)."""
+    from .data.music import ChoraleBatches
+    from .train import train
+
+    torch.manual_seed(seed)
+    model = MusicTransformer(config)
+    batches = ChoraleBatches(rolls["train"], batch_size, seed=seed, max_transpose=max_transpose)
+    result = train(
+        model, batches, train_config, out_dir=out_dir,
+        evaluate=lambda m: {"val_loss": evaluate_nll(m, rolls["valid"])},
+        save_model=lambda m, folder: m.save_pretrained(folder), **train_args,
+    )
+    return model, result
