@@ -32,6 +32,14 @@ END = ";"
 IGNORE = -100  # targets the loss skips (the prompt, and padding)
 OPERATIONS = {"+": lambda a, b: a + b, "*": lambda a, b: a * b}
 
+# The settings `fromscratch arithmetic train` and the benchmark use; the model reads operands of
+# up to n_digits + EXTRA_DIGITS digits, so that length generalisation can be measured.
+RECIPE = dict(
+    model=dict(n_layer=2, n_head=4, n_embd=96), batch_size=128,
+    train=dict(max_steps=2000, lr=3e-3, warmup_steps=100, weight_decay=0.1, betas=(0.9, 0.99)),
+)
+EXTRA_DIGITS = 2
+
 
 def encode(text: str) -> list[int]:
     """'12+3=' -> [1, 2, 10, 3, 12]."""

@@ -33,6 +33,12 @@ from .data.images import NUM_CLASSES, SIDE, check_images
 from .errors import UserError
 from .gpt import GPT, GPTConfig, KVCache, check_sampling_args, sample_next
 
+# The settings `fromscratch imagegpt train` and the benchmark use.
+RECIPE = dict(
+    model=dict(n_layer=3, n_head=4, n_embd=96), batch_size=64, max_shift=0.0,
+    train=dict(max_steps=1500, lr=3e-3, warmup_steps=100, weight_decay=0.1, betas=(0.9, 0.99)),
+)
+
 
 @dataclass
 class ImageTokenizer:
