@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from test_cli import run_cli
 
 from fromscratch.audio import AudioClassifier, evaluate, featurize_all
 from fromscratch.cli import main
@@ -36,12 +37,6 @@ def train_once(recordings, tmp_path_factory):
                  "--out", str(out)])
     assert code == 0
     return out
-
-
-def run_cli(capsys, *args):
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_train_eval_predict_end_to_end(recordings, tmp_path_factory, tmp_path, capsys):

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from test_cli import run_cli
 
 from fromscratch.cli import main
 from fromscratch.data.music import load_jsb, to_piano_roll
@@ -30,12 +31,6 @@ def train_once(data, tmp_path_factory):
                  "--batch-size", "4",
                  "--out", str(out)]) == 0
     return out
-
-
-def run_cli(capsys, *args):
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_train_eval_sample_show_end_to_end(data, tmp_path_factory, tmp_path, capsys):

@@ -83,6 +83,18 @@ def cmd_audio_predict(args) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+def add_training_args(p, *, max_steps: int, batch_size: int, lr: float) -> None:
+    """The options every `train` verb of this family takes (audio, music)."""
+    p.add_argument("--max-steps", type=positive_int, default=max_steps)
+    p.add_argument("--max-time", type=positive_float, help="stop after this many seconds")
+    p.add_argument("--batch-size", type=positive_int, default=batch_size)
+    p.add_argument("--lr", type=positive_float, default=lr)
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+
+
 def register(commands) -> None:
     audio = commands.add_parser("audio", help="spoken digits: log-mel transformer classifier")
     verbs = audio.add_subparsers(dest="verb", required=True)
@@ -93,14 +105,7 @@ def register(commands) -> None:
     p.add_argument("--split", default="random",
                    help="random (a seeded 20%% test set) or a speaker to hold out, e.g. theo")
     p.add_argument("--test-fraction", type=positive_float, default=0.2)
-    p.add_argument("--max-steps", type=positive_int, default=1500)
-    p.add_argument("--max-time", type=positive_float, help="stop after this many seconds")
-    p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument("--lr", type=positive_float, default=2e-3)
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    add_training_args(p, max_steps=1500, batch_size=32, lr=2e-3)
     p.set_defaults(func=cmd_audio_train)
 
     p = verbs.add_parser("eval", help="accuracy on the run's test split")

@@ -9,6 +9,7 @@
 from pathlib import Path
 
 from ..errors import UserError
+from .audio import add_training_args
 from .common import positive_float, positive_int
 
 RESOLUTIONS = {"quarter": 1, "16th": 4}  # time steps per quarter note
@@ -105,14 +106,7 @@ def register(commands) -> None:
     p.add_argument("--resolution", choices=list(RESOLUTIONS), default="quarter")
     p.add_argument("--within-step", action="store_true",
                    help="let each key see the lower keys of its own step (a chain rule)")
-    p.add_argument("--max-steps", type=positive_int, default=1000)
-    p.add_argument("--max-time", type=positive_float, help="stop after this many seconds")
-    p.add_argument("--batch-size", type=positive_int, default=16)
-    p.add_argument("--lr", type=positive_float, default=1e-3)
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    add_training_args(p, max_steps=1000, batch_size=16, lr=1e-3)
     p.set_defaults(func=cmd_music_train)
 
     p = verbs.add_parser("eval", help="NLL per time step on a split")
