@@ -351,6 +351,9 @@ def evaluate(
 # ---------------------------------------------------------------------------------------------
 # Training recipe (shared by the CLI, the benchmark and the lesson)
 # ---------------------------------------------------------------------------------------------
+RECIPE = dict(max_steps=1500, batch_size=32, lr=2e-3, weight_decay=0.05)
+
+
 def featurize_all(recordings, config: AudioConfig) -> list[torch.Tensor]:
     """Log-mel spectrograms (T_i, M) of FSDD `Recording`s, each cut to max_frames."""
     from .data.audio import read_wav

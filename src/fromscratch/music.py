@@ -189,6 +189,9 @@ def plot_piano_roll(roll: torch.Tensor, path=None, title: str = ""):
     return fig
 
 
+RECIPE = dict(max_steps=1000, batch_size=16, lr=1e-3, weight_decay=0.1, max_transpose=5)
+
+
 def train_music(rolls: dict[str, list[torch.Tensor]], config: MusicConfig, train_config, *,
                 batch_size: int = 16, max_transpose: int = 5, out_dir=None, seed: int = 0,
                 **train_args):
