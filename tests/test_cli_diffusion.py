@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from fromscratch.cli import main
+from fromscratch.commands.diffusion import SAMPLER_NAMES
 from fromscratch.data.toy2d import sample_toy
+from fromscratch.diffusion.samplers import SAMPLERS
 from fromscratch.metrics import sliced_wasserstein2
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -52,6 +54,10 @@ def test_a_trained_flow_model_samples_and_is_saved(tmp_path, capsys):
     assert "trained 150 steps" in out
     assert any((tmp_path / "model").iterdir())
     assert (tmp_path / "samples.png").read_bytes()[:8] == PNG
+
+
+def test_the_command_offers_every_sampler():
+    assert set(SAMPLER_NAMES) == set(SAMPLERS) | {"ode_rk45", "flow_euler", "flow_heun"}
 
 
 @pytest.mark.parametrize("args,message", [

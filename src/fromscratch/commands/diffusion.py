@@ -17,12 +17,10 @@ from .gpt import _one_line_errors
 DATA = {"gmm": "mixture", "eight_gaussians": "eight_gaussians", "moons": "moons",
         "swissroll": "swiss_roll", "checkerboard": "checkerboard"}  # CLI name → toy2d name
 FLOW_SAMPLERS = ("flow_euler", "flow_heun")
-
-
-def _sampler_names() -> list[str]:
-    from ..diffusion.samplers import SAMPLERS
-
-    return [*SAMPLERS, "ode_rk45", *FLOW_SAMPLERS]
+# samplers.SAMPLERS' names and the two kinds called differently (named here, so that building the
+# command line does not import torch)
+SAMPLER_NAMES = ("euler_maruyama", "predictor_corrector", "ode_euler", "ode_heun", "ddpm", "ddim",
+                 "heun_edm", "dpm_solver_2m", "ode_rk45", *FLOW_SAMPLERS)
 
 
 def _check(args) -> None:
@@ -131,7 +129,7 @@ def register(commands) -> None:
     p = _one_line_errors(verbs.add_parser(
         "toy", help="train (or use the exact score of) a 2-D diffusion model and sample it"))
     p.add_argument("--data", required=True, choices=sorted(DATA))
-    p.add_argument("--sampler", default="dpm_solver_2m", choices=_sampler_names(),
+    p.add_argument("--sampler", default="dpm_solver_2m", choices=SAMPLER_NAMES,
                    help="default dpm_solver_2m; flow_euler and flow_heun train a flow model")
     p.add_argument("--steps", type=positive_int, default=20,
                    help="sampler steps (for ode_rk45: the tolerance 10^-steps)")
