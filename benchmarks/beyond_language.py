@@ -1,0 +1,234 @@
+"""Transformers beyond language: the same GPT blocks on images, digit strings, sound and music.
+
+    python benchmarks/beyond_language.py                 # every task (about 30 minutes, 2 cores)
+    python benchmarks/beyond_language.py --quick         # a fifth of the steps: a smoke run
+    python benchmarks/beyond_language.py --only vit      # one task (see --help for the names)
+
+Prints one markdown table: task, metric, ours, a reference figure (a peer trained in the same
+run where there is one, else a published or target figure), and the training time of ours
+(wall-clock seconds on this machine's CPU). Full runs also draw docs/img/vit_attention.png and
+docs/img/imagegpt_samples.png.
+
+To add a task, write a function `quick -> list[Row]` and decorate it with `@task("name")`.
+"""
+
+import argparse
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+IMG = ROOT / "docs" / "img"
+
+
+@dataclass
+class Row:
+    task: str
+    metric: str
+    ours: str
+    reference: str
+    seconds: float | None = None  # training time of ours
+
+
+TASKS: dict[str, Callable[[bool], list[Row]]] = {}
+
+
+def task(name: str):
+    """Register a benchmark task under `name` (for --only)."""
+    def register(fn):
+        TASKS[name] = fn
+        return fn
+    return register
+
+
+def timed_train(model, batches, recipe: dict, quick: bool, evaluate=None):
+    """Train with the recipe (a fifth of the steps when quick); returns the TrainResult."""
+    from fromscratch.train import TrainConfig, train
+
+    settings = dict(recipe["train"], progress=False)
+    if quick:
+        settings["max_steps"] = max(20, settings["max_steps"] // 5)
+    settings["eval_interval"] = settings["max_steps"]  # evaluate once, at the end
+    return train(model, batches, TrainConfig(**settings), evaluate=evaluate)
+
+
+def train_cnn(train_set, test_set, quick: bool, seed: int = 0):
+    """The CNN baseline with its recipe: (model, test accuracy, seconds)."""
+    from fromscratch.data.images import ImageBatches
+    from fromscratch.vit import CNN_RECIPE, CNNConfig, SmallCNN, accuracy
+
+    torch.manual_seed(seed)
+    cnn = SmallCNN(CNNConfig(**CNN_RECIPE["model"]))
+    batches = ImageBatches(train_set, CNN_RECIPE["batch_size"], seed=seed,
+                           max_shift=CNN_RECIPE["max_shift"], max_degrees=CNN_RECIPE["max_degrees"])
+    result = timed_train(cnn, batches, CNN_RECIPE, quick)
+    return cnn, accuracy(cnn, test_set.x, test_set.y), result.seconds
+
+
+# ---------------------------------------------------------------------------------------------
+# Vision transformer
+# ---------------------------------------------------------------------------------------------
+@task("vit")
+def vit_mnist(quick: bool) -> list[Row]:
+    from sklearn.linear_model import LogisticRegression
+
+    from fromscratch.data.images import ImageBatches, mnist_5k_split, save_image_grid
+    from fromscratch.vit import RECIPE, ViT, ViTConfig, accuracy, attention_rollout
+
+    train_set, test_set = mnist_5k_split()
+    start = time.perf_counter()
+    logistic = LogisticRegression(max_iter=300).fit(train_set.x.flatten(1), train_set.y)
+    logistic_seconds = time.perf_counter() - start
+    logistic_acc = logistic.score(test_set.x.flatten(1), test_set.y)
+    _, cnn_acc, cnn_seconds = train_cnn(train_set, test_set, quick)
+
+    torch.manual_seed(0)
+    vit = ViT(ViTConfig(**RECIPE["model"]))
+    batches = ImageBatches(train_set, RECIPE["batch_size"], seed=0,
+                           max_shift=RECIPE["max_shift"], max_degrees=RECIPE["max_degrees"])
+    result = timed_train(vit, batches, RECIPE, quick)
+    vit_acc = accuracy(vit, test_set.x, test_set.y)
+    if not quick:
+        x = test_set.x[::100][:8]  # one digit of each of 8 classes
+        with torch.no_grad():
+            _, attentions = vit.eval()(x, return_attentions=True)
+        maps = [x]
+        for grid in (attentions[-1][:, :, 0, 1:].mean(1), attention_rollout(attentions)):
+            grid = grid.reshape(len(x), 1, *([int(grid[0].numel() ** 0.5)] * 2))
+            grid = torch.nn.functional.interpolate(grid, size=28, mode="nearest")
+            maps.append(grid / grid.amax((2, 3), keepdim=True))
+        save_image_grid(torch.cat(maps), IMG / "vit_attention.png", rows=3,
+                        title="digits; class token → patches, last layer; attention rollout")
+    stem = RECIPE["model"]["stem_channels"]
+    name = (f"ViT, {len(stem)}-conv stem + {vit.config.num_patches} tokens, shifts/rotations"
+            if stem else f"ViT, patches {vit.config.patch_size}×{vit.config.patch_size}")
+    return [
+        Row("MNIST 4k/1k: logistic regression", "test accuracy", f"{logistic_acc:.1%}",
+            "≈ 89% (target figure)", logistic_seconds),
+        Row("MNIST 4k/1k: small CNN", "test accuracy", f"{cnn_acc:.1%}", "≈ 98% in ≈ 20 s",
+            cnn_seconds),
+        Row(f"MNIST 4k/1k: {name}", "test accuracy", f"{vit_acc:.1%}",
+            f"CNN in this run: {cnn_acc:.1%}; target ≥ 98% in ≤ 300 s", result.seconds),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Autoregressive image generation
+# ---------------------------------------------------------------------------------------------
+@task("imagegpt")
+def imagegpt_mnist(quick: bool) -> list[Row]:
+    from fromscratch.data.images import ImageBatches, ImageSet, mnist_5k_split, save_image_grid
+    from fromscratch.imagegpt import RECIPE, ImageGPT, ImageGPTConfig
+    from fromscratch.vit import accuracy
+
+    train_set, test_set = mnist_5k_split()
+    torch.manual_seed(0)
+    model = ImageGPT(ImageGPTConfig(**RECIPE["model"]))
+    batches = ImageBatches(train_set, RECIPE["batch_size"], seed=0, max_shift=RECIPE["max_shift"])
+    result = timed_train(model, batches, RECIPE, quick)
+    bpd = model.bits_per_dim(test_set.x, test_set.y)
+
+    # The judge: a CNN trained on the images as the model sees them (binary 14×14, enlarged).
+    tokenizer = model.tokenizer
+    as_tokens = [ImageSet(tokenizer.to_full_size(tokenizer.encode(s.x)), s.y)
+                 for s in (train_set, test_set)]
+    cnn, cnn_acc, _ = train_cnn(*as_tokens, quick, seed=1)
+    labels = torch.arange(10).repeat(10)  # 10 samples of each digit
+    samples = tokenizer.to_full_size(
+        model.sample(labels, generator=torch.Generator().manual_seed(0)))
+    sample_acc = accuracy(cnn, samples, labels)
+    if not quick:
+        order = torch.arange(100).view(10, 10).T.flatten()  # one column per digit
+        save_image_grid(samples[order], IMG / "imagegpt_samples.png", rows=10,
+                        title="image GPT samples: one column per digit 0–9, temperature 1")
+    return [
+        Row("MNIST 14×14 binary, 2×2 patch tokens: class-conditional GPT",
+            "test NLL (bits/dim)", f"{bpd:.3f}", "uniform: 1.000; gzip-style coders ≈ 0.2–0.3",
+            result.seconds),
+        Row("... its class-conditional samples (100)", "CNN accuracy on samples",
+            f"{sample_acc:.0%}", f"target ≥ 95%; same CNN on real test digits {cnn_acc:.1%}"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Arithmetic
+# ---------------------------------------------------------------------------------------------
+def train_arithmetic(op: str, digits: int, reverse: bool, quick: bool):
+    from fromscratch import arithmetic as ar
+
+    torch.manual_seed(0)
+    arithmetic_task = ar.ArithmeticTask(op=op, n_digits=digits, reverse=reverse)
+    model = ar.make_model(arithmetic_task, digits + ar.EXTRA_DIGITS, **ar.RECIPE["model"])
+    batches = ar.ArithmeticBatches(arithmetic_task, ar.RECIPE["batch_size"])
+    result = timed_train(model, batches, ar.RECIPE, quick)
+    n = 200 if quick else 1000
+    scores = {d: ar.exact_match(model, arithmetic_task, ar.test_pairs(arithmetic_task, d, n))
+              for d in range(1, digits + ar.EXTRA_DIGITS + 1)}
+    return scores, result.seconds
+
+
+@task("arithmetic")
+def arithmetic_tasks(quick: bool) -> list[Row]:
+    rows = []
+    for op, digits, reverse, target in (("+", 3, True, "target ≥ 99%"),
+                                        ("+", 3, False, "reversed answer: see row above"),
+                                        ("*", 2, True, "")):
+        scores, seconds = train_arithmetic(op, digits, reverse, quick)
+        name = {"+": "addition", "*": "multiplication"}[op]
+        order = "answer reversed" if reverse else "answer in plain order"
+        beyond = ", ".join(f"{d} digits {s:.0%}" for d, s in scores.items() if d > digits)
+        rows.append(Row(f"{digits}-digit {name}, {order}", "exact match, held-out",
+                        f"{scores[digits]:.1%}", target, seconds))
+        rows.append(Row(f"... trained on ≤ {digits} digits, tested longer", "exact match",
+                        beyond, "learned positions: expected near 0%"))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Audio (spoken digits) and music (JSB chorales): their tasks live in audio_music.py
+# ---------------------------------------------------------------------------------------------
+def _add_audio_music_tasks() -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    import audio_music
+
+    for name, run in audio_music.TASKS.items():
+        TASKS[name] = lambda quick, run=run: [Row(*row) for row in run(quick)]
+
+
+_add_audio_music_tasks()
+
+
+# ---------------------------------------------------------------------------------------------
+def print_table(rows: list[Row]) -> None:
+    print("| task | metric | ours | reference | CPU time (s) |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        seconds = f"{r.seconds:.0f}" if r.seconds is not None else ""
+        print(f"| {r.task} | {r.metric} | {r.ours} | {r.reference} | {seconds} |")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a fifth of the training steps")
+    parser.add_argument("--only", choices=sorted(TASKS), action="append",
+                        help="run only this task (repeatable)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"torch {torch.__version__} with {torch.get_num_threads()} threads"
+          f"{', quick mode' if args.quick else ''}.\n")
+    rows = []
+    for name in args.only or list(TASKS):
+        rows += TASKS[name](args.quick)
+    print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
