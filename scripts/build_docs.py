@@ -295,13 +295,21 @@ class WarningsKept(logging.Handler):
         self.messages.append(f"{record.levelname}: {record.getMessage()}")
 
 
+def pages_in(nav) -> list[str]:
+    """Every page named in a navigation tree (lists of pages and {title: subtree})."""
+    if isinstance(nav, str):
+        return [nav]
+    items = nav.values() if isinstance(nav, dict) else nav
+    return [page for item in items for page in pages_in(item)]
+
+
 def navigation(lessons: list[Lesson], api_pages: list[str]) -> list:
     derivations = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.glob("derivations/*.md"))
     derivations.sort(key=lambda page: not page.endswith("index.md"))
     lesson_pages = [
         {f"{lesson.number:02d} · {lesson.title}": f"lessons/{lesson.name}.md"} for lesson in lessons
     ]
-    return [
+    nav = [
         {"Home": "index.md"},
         {"Install": "install.md"},
         {"Curriculum": "curriculum.md"},
@@ -311,6 +319,12 @@ def navigation(lessons: list[Lesson], api_pages: list[str]) -> list:
         {"Benchmarks": "benchmarks.md"},
         {"Architecture": "architecture.md"},
     ]
+    listed = set(pages_in(nav))
+    others = sorted(
+        page for page in (p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md"))
+        if page not in listed and not page.startswith(("lessons/", "api/"))
+    )
+    return nav + ([{"More": others}] if others else [])  # pages added to docs/ by hand
 
 
 def build(
@@ -329,7 +343,9 @@ def build(
     from mkdocs.commands.build import build as mkdocs_build
     from mkdocs.config import load_config
 
-    settings = {"nav": navigation(lessons, api_pages), "site_dir": str(site_dir), "strict": True}
+    # A partial build (--only) leaves links to the other lessons dangling: strict only when whole.
+    nav = navigation(lessons, api_pages)
+    settings = {"nav": nav, "site_dir": str(site_dir), "strict": not only}
     if serve:
         from mkdocs.commands.serve import serve as mkdocs_serve
 
