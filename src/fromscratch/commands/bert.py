@@ -1,7 +1,9 @@
-"""`fromscratch bert search|embed`: pretrained BERT encoders (all-MiniLM-L6-v2 by default).
+"""`fromscratch bert search|embed|finetune|predict`: pretrained BERT (all-MiniLM-L6-v2 default).
 
     fromscratch bert search --corpus FILE [--text-col NAME] [--top-k 5] [--model DIR] "query"
     fromscratch bert embed  --corpus FILE [--text-col NAME] --out FILE.safetensors [--model DIR]
+    fromscratch bert finetune --data FILE --text-col NAME --label-col NAME [--lora-rank 8] --out DIR
+    fromscratch bert predict --ckpt DIR "text" ...
 
 A corpus is a text file with one text per line, or a .tsv / .csv file with a header row whose
 column --text-col holds the texts. --model is a BERT folder with vocab.txt; without it, the
@@ -13,7 +15,7 @@ import importlib.util
 from pathlib import Path
 
 from ..errors import UserError
-from .common import positive_int
+from .common import positive_float, positive_int
 
 
 def default_model_folder() -> str:
@@ -82,8 +84,40 @@ def cmd_bert_embed(args) -> None:
     print(f"{len(texts)} embeddings of width {encoder.dim} in {args.out} (tensor 'embeddings')")
 
 
+def cmd_bert_finetune(args) -> None:
+    from ..classify import FinetuneConfig, finetune
+    from ..data.tables import labeled_texts, read_table, stratified_split
+
+    data = labeled_texts(read_table(args.data), args.text_col, args.label_col)
+    train_idx, val_idx = stratified_split(data.labels, (0.9, 0.1), seed=args.seed)
+    train_data, val_data = data.subset(train_idx), data.subset(val_idx)
+    cfg = FinetuneConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         max_length=args.max_length, lora_rank=args.lora_rank, seed=args.seed)
+    counts = ", ".join(f"{name} {n}" for name, n in data.counts().items())
+    print(f"{len(train_data)} training and {len(val_data)} validation texts ({counts}); "
+          f"{'LoRA r=' + str(args.lora_rank) if args.lora_rank else 'full fine-tuning'}")
+    tuned = finetune(args.model or default_model_folder(), train_data, cfg,
+                     val_data=val_data if len(val_data) else None, out_dir=args.out,
+                     overwrite=args.overwrite)
+    print(f"trained {tuned.trainable:,} of {tuned.total:,} parameters in {tuned.seconds:.0f} s")
+    if len(val_data):
+        print(f"validation accuracy {tuned.result.last('val_accuracy'):.4f}, F1 of "
+              f"{data.label_names[1]!r} {tuned.result.last('val_f1'):.4f}")
+    print(f"classifier in {args.out}; try: fromscratch bert predict --ckpt {args.out} \"TEXT\"")
+
+
+def cmd_bert_predict(args) -> None:
+    from ..classify import predict
+
+    if not all(text.strip() for text in args.texts):
+        raise UserError("give non-empty texts to classify")
+    for text, (label, probability) in zip(args.texts, predict(args.ckpt, args.texts),
+                                          strict=True):
+        print(f"{label}\t{probability:.4f}\t{text}")
+
+
 def register(commands) -> None:
-    bert = commands.add_parser("bert", help="pretrained BERT encoders: search, embed")
+    bert = commands.add_parser("bert", help="pretrained BERT: search, embed, finetune, predict")
     verbs = bert.add_subparsers(dest="verb", required=True)
 
     def corpus_arguments(p):
@@ -102,3 +136,24 @@ def register(commands) -> None:
     corpus_arguments(p)
     p.add_argument("--out", required=True, help="output .safetensors file")
     p.set_defaults(func=cmd_bert_embed)
+
+    p = verbs.add_parser("finetune", help="train a text classifier on a labelled CSV/TSV")
+    p.add_argument("--data", required=True, help="a .csv or .tsv file with a header row")
+    p.add_argument("--text-col", required=True, help="the column holding the texts")
+    p.add_argument("--label-col", required=True, help="the column holding the classes")
+    p.add_argument("--out", required=True, help="output folder (a loadable classifier)")
+    p.add_argument("--model", help="the BERT folder to start from (default: all-MiniLM-L6-v2)")
+    p.add_argument("--lora-rank", type=positive_int, help="train LoRA adapters of this rank "
+                   "instead of every weight")
+    p.add_argument("--epochs", type=positive_float, default=3.0)
+    p.add_argument("--lr", type=positive_float, help="default 5e-5, or 1e-3 with LoRA")
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--max-length", type=positive_int, default=64, help="tokens per text")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_bert_finetune)
+
+    p = verbs.add_parser("predict", help="classify texts with a fine-tuned classifier")
+    p.add_argument("--ckpt", required=True, help="a folder written by bert finetune")
+    p.add_argument("texts", nargs="+", help="the texts to classify")
+    p.set_defaults(func=cmd_bert_predict)
