@@ -3,6 +3,7 @@
 CharTokenizer: one token per character (char.py).
 BPETokenizer: byte-level byte-pair encoding, identical to GPT-2's (bpe.py).
 WordPieceTokenizer: BERT's tokenizer and a WordPiece trainer (wordpiece.py).
+CLIPTokenizer: CLIP's BPE over lower-cased words with word ends marked (clip.py).
 load_tokenizer: whichever of the two a saved folder holds.
 """
 
@@ -12,9 +13,10 @@ from pathlib import Path
 from fromscratch.errors import UserError
 from fromscratch.tokenizers.bpe import BPETokenizer
 from fromscratch.tokenizers.char import CharTokenizer
+from fromscratch.tokenizers.clip import CLIPTokenizer
 from fromscratch.tokenizers.wordpiece import WordPieceTokenizer
 
-__all__ = ["BPETokenizer", "CharTokenizer", "WordPieceTokenizer", "load_tokenizer"]
+__all__ = ["BPETokenizer", "CharTokenizer", "CLIPTokenizer", "WordPieceTokenizer", "load_tokenizer"]
 
 
 def load_tokenizer(directory: str | Path) -> CharTokenizer | BPETokenizer:
