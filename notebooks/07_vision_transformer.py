@@ -124,12 +124,7 @@ print("patches", tuple(patchify(x, 4).shape), "-> tokens", tuple(by_conv.shape))
 # %%
 config = GPTConfig(n_head=4, n_embd=32)
 gpt_block, encoder_block = Block(config, 0).eval(), EncoderBlock(config).eval()
-state = dict(gpt_block.state_dict())
-for name in ("weight", "bias"):
-    q, k, v = state.pop(f"attn.c_attn.{name}").chunk(3)
-    state |= {f"attn.q_proj.{name}": q, f"attn.k_proj.{name}": k, f"attn.v_proj.{name}": v,
-              f"attn.out_proj.{name}": state.pop(f"attn.c_proj.{name}")}
-encoder_block.load_state_dict(state)
+encoder_block.load_gpt_block(gpt_block)  # the same weights, c_attn split into q, k, v
 z = torch.randn(2, 10, 32)
 assert torch.allclose(encoder_block(z, causal=True), gpt_block(z), atol=1e-5)
 print("max difference without the mask:", (encoder_block(z) - gpt_block(z)).abs().max().item())

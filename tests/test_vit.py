@@ -46,12 +46,7 @@ def test_encoder_block_with_a_causal_mask_is_gpt_block(bias):
     config = GPTConfig(vocab_size=10, block_size=16, n_head=4, n_embd=32, bias=bias)
     torch.manual_seed(0)
     gpt_block, ours = Block(config, 0).eval(), EncoderBlock(config).eval()
-    state = dict(gpt_block.state_dict())
-    for name in ("weight", "bias") if bias else ("weight",):  # c_attn stacks q, k, v
-        q, k, v = state.pop(f"attn.c_attn.{name}").chunk(3)
-        state |= {f"attn.q_proj.{name}": q, f"attn.k_proj.{name}": k, f"attn.v_proj.{name}": v,
-                  f"attn.out_proj.{name}": state.pop(f"attn.c_proj.{name}")}
-    ours.load_state_dict(state)
+    ours.load_gpt_block(gpt_block)
     x = torch.randn(2, 9, 32)
     assert torch.allclose(ours(x, causal=True), gpt_block(x), atol=1e-5)
     assert not torch.allclose(ours(x), gpt_block(x), atol=1e-3)  # without the mask: not GPT

@@ -120,6 +120,22 @@ class EncoderBlock(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.mlp = MLP(config)
 
+    @torch.no_grad()
+    def load_gpt_block(self, block: nn.Module) -> None:
+        """Copy the weights of a `gpt.Block` of the same size into this block.
+
+        The names match except in attention: GPT stacks W_q, W_k, W_v in one `c_attn` (3C, C)
+        and calls the output projection `c_proj`.
+        """
+        state = dict(block.state_dict())
+        for leaf in ("weight", "bias"):
+            if f"attn.c_attn.{leaf}" in state:
+                q, k, v = state.pop(f"attn.c_attn.{leaf}").chunk(3)  # each (C, C) or (C,)
+                state |= {f"attn.q_proj.{leaf}": q, f"attn.k_proj.{leaf}": k,
+                          f"attn.v_proj.{leaf}": v,
+                          f"attn.out_proj.{leaf}": state.pop(f"attn.c_proj.{leaf}")}
+        self.load_state_dict(state)
+
     def forward(self, z: torch.Tensor, *, causal: bool = False, need_weights: bool = False):
         """z (B, T, C) -> (B, T, C); with need_weights also the attention (B, H, T, T)."""
         attended = self.attn(self.ln_1(z), causal=causal, need_weights=need_weights)
