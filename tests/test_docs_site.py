@@ -324,3 +324,51 @@ def test_screenshot_of_a_lesson_page(served_site):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert (width, height) == (1280, 1000)
     assert len(png) > 30_000, "a lesson page with text, math and a figure is not a blank picture"
+
+
+# The build's parts, without a browser.
+
+def test_a_lesson_page_shows_code_text_output_and_figures(tmp_path):
+    import nbformat
+
+    build_docs = load_build_docs()
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\nnot really an image").decode()
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Lesson 99 — A test\nSome text:\n$$\nx^2\n$$\nmore."),
+        nbformat.v4.new_code_cell("print('hi')", outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text="hi\n"),
+            nbformat.v4.new_output("stream", name="stderr", text="10%|#\r100%|##########|\n"),
+            nbformat.v4.new_output("display_data", data={"image/png": png, "text/plain": "F"}),
+            nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1),
+        ]),
+    ])
+    lesson = build_docs.Lesson(99, "99_test", tmp_path / "99_test.py", "A test", "", ())
+    page = build_docs.lesson_markdown(lesson, notebook, tmp_path / "99_test_files")
+
+    assert page.startswith("# Lesson 99 — A test\n\n!!! info")  # the heading, then the note
+    assert "Some text:\n\n$$\nx^2\n$$\n\nmore." in page  # display math set apart as a block
+    assert "```python\nprint('hi')\n```" in page
+    assert "```text\nhi\n100%|##########|\n```" in page  # a progress bar's final state only
+    assert "```text\n42\n```" in page
+    figure = tmp_path / "99_test_files" / "cell001_2.png"
+    assert figure.read_bytes() == base64.b64decode(png)
+    assert "![figure](99_test_files/cell001_2.png)" in page
+
+
+def test_a_lesson_that_fails_stops_the_build_and_leaves_no_cached_run(tmp_path):
+    nbclient = pytest.importorskip("nbclient")
+    from fromscratch.lessons import run_lesson_cached
+
+    lesson = tmp_path / "98_broken.py"
+    lesson.write_text("# %%\nx = 1\n\n# %%\nraise ValueError('planted failure')\n")
+    with pytest.raises(nbclient.exceptions.CellExecutionError, match="planted failure"):
+        run_lesson_cached(lesson, tmp_path / "cache")
+    assert not (tmp_path / "cache" / "98_broken.ipynb").exists()
+
+    lesson.write_text("# %%\nprint(6 * 7)\n")  # fixed: it runs, and the next call reuses it
+    first = run_lesson_cached(lesson, tmp_path / "cache")
+    assert first.cells[0].outputs[0].text == "42\n"
+    (tmp_path / "cache" / "98_broken.ipynb").write_text(
+        (tmp_path / "cache" / "98_broken.ipynb").read_text().replace("42", "43")
+    )
+    assert run_lesson_cached(lesson, tmp_path / "cache").cells[0].outputs[0].text == "43\n"
