@@ -546,8 +546,9 @@ check("lora_forward", lora_forward)
 
 # %% [markdown]
 # The library's version is `fromscratch.lora.LoRALinear`; `add_lora` wraps every `nn.Linear`
-# whose name matches. On MiniLM we wrap all six matrices of each layer (query, key, value and the
-# three `dense` projections). Three facts to check: the wrapped model starts equal to the
+# whose name matches. On MiniLM we wrap all six matrices of each layer (query, key, value, the
+# attention's output projection and the feed-forward network's two), 36 in all; the checkpoint's
+# `pooler.dense` is left alone, since mean pooling never uses it. Three facts to check: the wrapped model starts equal to the
 # original, the trainable share is small, and merging changes nothing.
 
 # %%
@@ -577,7 +578,8 @@ base = BertModel.from_pretrained(MODEL_FOLDER)
 tokenizer = WordPieceTokenizer.from_vocab(MODEL_FOLDER)
 lora_model = BertClassifier(copy.deepcopy(base), 2).eval()
 plain_model = copy.deepcopy(lora_model)
-names = add_lora(lora_model.bert, ["query", "key", "value", "dense"], rank=8, alpha=16,
+every_matrix = ["query", "key", "value", "output.dense", "intermediate.dense"]
+names = add_lora(lora_model.bert, every_matrix, rank=8, alpha=16,
                  generator=torch.Generator().manual_seed(0))
 trainable, total = mark_only_lora_trainable(lora_model, also=["classifier."])
 print(f"{len(names)} layers wrapped; trainable {trainable:,} of {total:,} = {trainable / total:.2%}")

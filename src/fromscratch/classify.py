@@ -254,7 +254,10 @@ class FinetuneConfig:
     weight_decay: float = 0.01
     lora_rank: int | None = None  # None: full fine-tuning
     lora_alpha: float | None = None  # None: 2 · rank
-    lora_targets: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
+    # every matrix of every layer: attention's query, key, value and output projection, the
+    # FFN's two (not "pooler.dense", which mean pooling never uses)
+    lora_targets: list[str] = field(
+        default_factory=lambda: ["query", "key", "value", "output.dense", "intermediate.dense"])
     lora_dropout: float = 0.0
     eval_interval: int | None = None  # None: once per epoch
     seed: int = 0
