@@ -20,7 +20,7 @@ Randomness: before micro-batch m of step k, torch's generator is seeded from (se
 dropout masks and noise drawn inside `model.loss` depend on the step and micro-batch only: a
 resumed run and a run split over several processes draw the same numbers as one whole run.
 
-Scale (each a TrainConfig field; see docs/training_at_scale in the lesson 22 notebook):
+Scale (each a TrainConfig field; lesson notebooks/22_training_at_scale.py explains them):
   data parallel   under `torchrun --nproc_per_node=N`, each process computes its share of every
                   step's micro-batches and DDP averages the gradients (distributed.py); rank 0
                   logs and writes checkpoints. zero=True also shards AdamW's m and v across the
