@@ -200,3 +200,25 @@ class BertTextEncoder(nn.Module):
         device = next(self.bert.parameters()).device
         ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
         return self(ids, mask), mask
+
+
+class CLIPPromptEncoder(nn.Module):
+    """CLIP tokenizer + CLIPTextModel: `encode(prompts)` → (hidden states (B, 77, C), None).
+
+    As in Stable Diffusion, every prompt is padded to 77 tokens and the UNet attends to all 77
+    (no mask: the padding's states, which have seen the whole prompt, carry its meaning too).
+    """
+
+    def __init__(self, model: CLIPTextModel, tokenizer):
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+
+    @property
+    def hidden_size(self) -> int:
+        return self.model.config.hidden_size
+
+    def encode(self, prompts: list[str]) -> tuple[torch.Tensor, None]:
+        ids = self.tokenizer(list(prompts))["input_ids"]
+        ids = ids.to(next(self.model.parameters()).device)
+        return self.model(ids)[0], None

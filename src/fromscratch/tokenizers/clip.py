@@ -58,15 +58,23 @@ class CLIPTokenizer:
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> "CLIPTokenizer":
-        """Read a Hugging Face CLIP tokenizer folder: vocab.json, merges.txt, and the pad token
+        """Read a Hugging Face CLIP tokenizer folder: vocab.json + merges.txt (or tokenizer.json),
+        and the pad token
         and length from tokenizer_config.json / special_tokens_map.json when present."""
         folder = Path(path)
-        if not (folder / "vocab.json").is_file() or not (folder / "merges.txt").is_file():
-            raise UserError(f"{folder} has no vocab.json + merges.txt: not a CLIP tokenizer folder")
-        vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
-        lines = (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
-        merges = [tuple(line.split()) for line in lines
-                  if line.strip() and not line.startswith("#version")]
+        if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
+            vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+            lines = (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
+            merges = [tuple(line.split()) for line in lines
+                      if line.strip() and not line.startswith("#version")]
+        elif (folder / "tokenizer.json").is_file():  # the `tokenizers` library's single file
+            model = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))["model"]
+            vocab = model["vocab"]
+            merges = [tuple(m.split()) if isinstance(m, str) else tuple(m)
+                      for m in model["merges"]]
+        else:
+            raise UserError(f"{folder} has no vocab.json + merges.txt or tokenizer.json: not a "
+                            "CLIP tokenizer folder")
         settings = {}
         for name in ("special_tokens_map.json", "tokenizer_config.json"):
             if (folder / name).is_file():

@@ -1,0 +1,180 @@
+"""Text to image, Stable Diffusion's way: every piece ours, end to end.
+
+    prompt ─ tokenizer ─ text encoder ─ c (B, T, D) ─┐
+                                                      ├─ UNet ε̂(z_t, t, c), guided ─ sampler ─ z_0
+    z_T ~ N(0, I)  (B, 4, H/8, W/8) ──────────────────┘                                          │
+                                                                 image = VAE decoder(z_0 / s) ─┘
+
+The diffusion runs on VAE latents z (vae.py), with the discrete noise schedule the UNet was
+trained on (a DiscreteSchedule, read from scheduler/scheduler_config.json), classifier-free
+guidance (diffusion/guidance.py: one batched UNet forward for the prompt and the empty prompt)
+and our samplers (diffusion/samplers.py: DDIM, DPM-Solver++(2M), DDPM).
+
+`StableDiffusion.from_pretrained` reads a diffusers pipeline folder (unet/, vae/, text_encoder/,
+tokenizer/, scheduler/) or a Hub name, fetched once into the Hugging Face cache. The scheduler's
+timestep spacing is ours (samplers.discrete_timesteps), with diffusers' `steps_offset` for the
+"leading" spacing (Stable Diffusion's pipeline always uses 1: timesteps 1, 1 + N/steps, ...).
+One detail we do not copy: `set_alpha_to_one=False` (SD v1's DDIM ends on ᾱ_0 ≈ 0.999 instead of
+clean data); our samplers end on clean data. With set_alpha_to_one=True our images equal those
+of diffusers' StableDiffusionPipeline (tests/equivalence/test_pipeline_diffusers.py).
+"""
+
+import json
+from pathlib import Path
+
+import torch
+
+from fromscratch.diffusion import samplers
+from fromscratch.diffusion.guidance import guided
+from fromscratch.diffusion.sde import (
+    DiscreteSchedule,
+    cosine_betas,
+    linear_betas,
+    scaled_linear_betas,
+)
+from fromscratch.errors import UserError
+
+SAMPLERS = {"ddim": samplers.ddim, "dpm++": samplers.dpm_solver_2m, "ddpm": samplers.ddpm}
+PREDICTIONS = {"epsilon": "eps", "v_prediction": "v", "sample": "x0"}
+FOLDER_FILES = ["model_index.json", "scheduler/scheduler_config.json", "unet/config.json",
+                "unet/diffusion_pytorch_model.safetensors", "vae/config.json",
+                "vae/diffusion_pytorch_model.safetensors", "text_encoder/config.json",
+                "text_encoder/model.safetensors", "tokenizer/*"]
+
+
+def schedule_from_config(cfg: dict) -> DiscreteSchedule:
+    """The DiscreteSchedule a diffusers scheduler_config.json describes."""
+    n = cfg.get("num_train_timesteps", 1000)
+    start, end = cfg.get("beta_start", 1e-4), cfg.get("beta_end", 0.02)
+    kind = cfg.get("beta_schedule", "linear")
+    if kind == "linear":
+        betas = linear_betas(n, start, end)
+    elif kind == "scaled_linear":  # linear in √β: Stable Diffusion's
+        betas = scaled_linear_betas(n, start, end)
+    elif kind == "squaredcos_cap_v2":
+        betas = cosine_betas(n)
+    else:
+        raise UserError(f"beta_schedule {kind!r} is not supported: use linear, scaled_linear or "
+                        "squaredcos_cap_v2")
+    return DiscreteSchedule(betas)
+
+
+def shifted(schedule: DiscreteSchedule, offset: int) -> DiscreteSchedule:
+    """The schedule seen from index `offset` on, ᾱ'_n = ᾱ_{n + offset}, still N long (the last
+    `offset` levels repeat β_{N−1}; leading timesteps never reach them). Sampling on it with the
+    model asked at t + offset is sampling at timesteps shifted by `offset`."""
+    if offset == 0:
+        return schedule
+    betas = schedule.betas.double()
+    first = 1 - torch.prod(1 - betas[: offset + 1])  # 1 − ᾱ_offset
+    tail = torch.cat([betas[offset + 1:], betas[-1:].repeat(offset)])
+    return DiscreteSchedule(torch.cat([first[None], tail]))
+
+
+class StableDiffusion:
+    """unet, vae, text_encoder (anything with `encode(prompts) → (c, mask or None)`), the
+    schedule, and what the UNet predicts ("eps" or "v")."""
+
+    def __init__(self, unet, vae, text_encoder, schedule: DiscreteSchedule, *,
+                 prediction: str = "eps", spacing: str = "leading", steps_offset: int = 0):
+        self.unet, self.vae, self.text_encoder = unet.eval(), vae.eval(), text_encoder.eval()
+        self.schedule = schedule
+        self.prediction = prediction
+        self.spacing = spacing
+        self.steps_offset = steps_offset if spacing == "leading" else 0
+
+    @classmethod
+    def from_pretrained(cls, name: str | Path, cache_dir: str | Path | None = None
+                        ) -> "StableDiffusion":
+        """A diffusers pipeline folder, or a Hub name such as
+        "stable-diffusion-v1-5/stable-diffusion-v1-5" (about 2.7 GB in float16 ... float32)."""
+        from fromscratch.text_encoder import CLIPPromptEncoder, CLIPTextModel
+        from fromscratch.tokenizers.clip import CLIPTokenizer
+        from fromscratch.unet import UNet
+        from fromscratch.vae import AutoencoderKL
+
+        folder = Path(name).expanduser()
+        if not folder.is_dir():
+            folder = _download(str(name), cache_dir)
+        config_path = folder / "scheduler" / "scheduler_config.json"
+        if not config_path.is_file():
+            raise UserError(f"{folder} has no scheduler/scheduler_config.json: not a diffusers "
+                            "pipeline folder")
+        scheduler = json.loads(config_path.read_text())
+        prediction = scheduler.get("prediction_type", "epsilon")
+        if prediction not in PREDICTIONS:
+            raise UserError(f"prediction_type {prediction!r} is not supported")
+        text_encoder = CLIPPromptEncoder(CLIPTextModel.from_pretrained(folder / "text_encoder"),
+                                         CLIPTokenizer.from_pretrained(folder / "tokenizer"))
+        return cls(UNet.from_diffusers(folder / "unet"),
+                   AutoencoderKL.from_diffusers(folder / "vae"), text_encoder,
+                   schedule_from_config(scheduler), prediction=PREDICTIONS[prediction],
+                   spacing=scheduler.get("timestep_spacing", "leading"),
+                   # diffusers' StableDiffusionPipeline replaces a steps_offset of 0 with 1
+                   steps_offset=1)
+
+    def to(self, device=None, dtype=None) -> "StableDiffusion":
+        for model in (self.unet, self.vae, self.text_encoder):
+            model.to(device=device, dtype=dtype)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    @torch.no_grad()
+    def __call__(self, prompts: list[str], *, steps: int = 50, guidance: float = 7.5,
+                 sampler: str = "ddim", negative_prompt: str = "",
+                 height: int | None = None, width: int | None = None,
+                 generator: torch.Generator | None = None, latents: torch.Tensor | None = None,
+                 progress: bool = False) -> torch.Tensor:
+        """Images (B, C, H, W) in [0, 1] for `prompts`.
+
+        guidance: our classifier-free guidance scale w (0 unconditional, 1 conditional, > 1
+            guided; diffusers' guidance_scale g > 1 is the same w).
+        latents: the starting noise z_T (B, 4, H/8, W/8); drawn with `generator` if None.
+        """
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        if sampler not in SAMPLERS:
+            raise UserError(f"unknown sampler {sampler!r}: use one of {', '.join(SAMPLERS)}")
+        unet_dtype = next(self.unet.parameters()).dtype
+        if latents is None:
+            factor = self.vae.downsampling_factor
+            size = self.unet.config.sample_size * factor
+            height, width = height or size, width or size
+            multiple = factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
+            if height % multiple or width % multiple:
+                raise UserError(f"height and width must be multiples of {multiple}")
+            shape = (len(prompts), self.unet.config.in_channels, height // factor, width // factor)
+            latents = torch.randn(shape, generator=generator, device=self.device)
+        latents = latents.to(self.device, unet_dtype)
+
+        cond = self.text_encoder.encode(prompts)
+        uncond = self.text_encoder.encode([negative_prompt] * len(prompts))
+
+        def unet(x, t, context):
+            embeddings, mask = context
+            context_mask = None if mask is None else mask.bool()[:, None, None, :]  # (B,1,1,T)
+            return self.unet(x, t + self.steps_offset, embeddings.to(unet_dtype), context_mask)
+
+        model = guided(unet, cond, uncond, guidance)
+        schedule = shifted(self.schedule, self.steps_offset)
+        z0 = SAMPLERS[sampler](model, latents, schedule, steps, prediction=self.prediction,
+                               spacing=self.spacing, generator=generator, progress=progress)
+        images = self.vae.decode_latents(z0.to(next(self.vae.parameters()).dtype))
+        return (images.float() / 2 + 0.5).clamp(0, 1)  # [-1, 1] → [0, 1]
+
+
+def _download(name: str, cache_dir) -> Path:
+    """The pipeline folder of Hub model `name`, from the Hugging Face cache or the network
+    (only the files we read: safetensors weights, configs, the tokenizer)."""
+    from huggingface_hub import snapshot_download  # only this path needs it
+
+    try:
+        return Path(snapshot_download(name, cache_dir=cache_dir, allow_patterns=FOLDER_FILES))
+    except (OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{name!r} is not a folder, and fetching it from the Hugging Face Hub "
+                        f"failed ({reason}); check the name, your network, or the cache if "
+                        "HF_HUB_OFFLINE=1") from err
