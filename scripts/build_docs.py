@@ -11,7 +11,7 @@ Steps, each writing only into ignored folders:
 5. `mkdocs build --strict` with a navigation listing all of it, into site/.
 
 A lesson that fails to run stops the build with the failing cell. `--update-readme` rewrites the
-curriculum table between the markers in README.md instead of building.
+curriculum list between the markers in README.md instead of building.
 """
 
 import argparse
@@ -76,14 +76,28 @@ def run_lessons(lessons: list[Lesson], reuse_stale: bool = False) -> dict[str, o
     notebooks, waiting = {}, []
     for lesson in lessons:
         print(f"lesson {lesson.name}", flush=True)
-        notebook = run_lesson_cached(lesson.path, EXECUTED, wait=False, reuse_stale=reuse_stale)
+        notebook = run_or_say_which(lesson, wait=False, reuse_stale=reuse_stale)
         if notebook is None:
             waiting.append(lesson)  # the test suite is running it right now: take its result
         else:
             notebooks[lesson.name] = notebook
     for lesson in waiting:
-        notebooks[lesson.name] = run_lesson_cached(lesson.path, EXECUTED)
+        notebooks[lesson.name] = run_or_say_which(lesson, reuse_stale=reuse_stale)
     return notebooks
+
+
+def run_or_say_which(lesson: Lesson, **kwargs):
+    from nbclient.exceptions import CellExecutionError
+
+    try:
+        return run_lesson_cached(lesson.path, EXECUTED, **kwargs)
+    except CellExecutionError as err:
+        message = f"lesson {lesson.path.name} fails, so the docs cannot show it:\n{err}"
+        raise LessonFailed(message) from None
+
+
+class LessonFailed(RuntimeError):
+    """A lesson raised while it ran for the docs."""
 
 
 def clean_stream(text: str) -> str:
@@ -234,12 +248,26 @@ def write_curriculum(lessons: list[Lesson]) -> None:
     GENERATED["curriculum"].write_text(intro + table, encoding="utf-8")
 
 
+def curriculum_lines(lessons: list[Lesson]) -> str:
+    """The course in one line per part, each lesson linked to its file: for the README."""
+    present = {lesson.number: lesson for lesson in lessons}
+    parts: dict[str, list[str]] = {}
+    for topic in CURRICULUM:
+        lesson = present.get(topic.number)
+        entry = (
+            f"{topic.number:02d} [{lesson.title}](notebooks/{lesson.path.name})" if lesson
+            else f"{topic.number:02d} {topic.topic} *(coming)*"
+        )
+        parts.setdefault(topic.part, []).append(entry)
+    return "".join(f"- **{part}**: {' · '.join(entries)}\n" for part, entries in parts.items())
+
+
 def update_readme(lessons: list[Lesson]) -> None:
     readme = ROOT / "README.md"
     text = readme.read_text(encoding="utf-8")
     if README_START not in text or README_END not in text:
         sys.exit(f"README.md has no {README_START} ... {README_END} block to fill")
-    table = curriculum_table(lessons, lambda lesson: f"notebooks/{lesson.path.name}")
+    table = curriculum_lines(lessons)
     head, _, rest = text.partition(README_START)
     _, _, tail = rest.partition(README_END)
     readme.write_text(f"{head}{README_START}\n{table}{README_END}{tail}", encoding="utf-8")
@@ -379,7 +407,11 @@ def main() -> None:
     logging.basicConfig(format="%(levelname)-7s -  %(message)s", level=logging.INFO)
     logging.getLogger("mkdocs").setLevel(logging.INFO)
     if args.update_readme:
-        update_readme(find_lessons(ROOT / "notebooks"))
+        tracked = subprocess.run(
+            ["git", "ls-files", "notebooks"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.split()  # the README lists only lessons a clone would have
+        lessons = find_lessons(ROOT / "notebooks")
+        update_readme([lesson for lesson in lessons if f"notebooks/{lesson.path.name}" in tracked])
     else:
         build(args.only, args.site, args.serve, args.reuse_stale)
 

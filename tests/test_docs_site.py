@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -112,6 +113,11 @@ class Chromium:
         ]
         for domain in ("Page", "Network", "Runtime"):
             self.call(f"{domain}.enable", session=True)
+        # The theme's search loads its whole index on every page: not under test, and it would
+        # double the time each page takes.
+        self.call("Network.setBlockedURLs", {
+            "urls": ["*/search/search_index.json", "*/workers/search.*"],
+        }, session=True)
         self.call("Emulation.setDeviceMetricsOverride", {
             "width": width, "height": height, "deviceScaleFactor": 1, "mobile": False,
         }, session=True)
@@ -225,20 +231,32 @@ def build_and_serve(chromium: str):
             pytest.fail(f"the docs build needs npm for KaTeX, and it cannot be installed: {why}")
     # FROMSCRATCH_DOCS_REUSE_STALE=1 shows earlier runs of changed lessons (for editing the tests).
     stale_ok = os.environ.get("FROMSCRATCH_DOCS_REUSE_STALE") == "1"
-    lessons = load_build_docs().build(site_dir=SITE, reuse_stale=stale_ok)
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"  # the lessons it runs share the cores with a worker
+    try:
+        started = time.perf_counter()
+        lessons = load_build_docs().build(site_dir=SITE, reuse_stale=stale_ok)
+        print(f"site built in {time.perf_counter() - started:.0f} s")
+    finally:
+        if threads is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = threads
 
     handler = functools.partial(QuietHandler, directory=str(SITE))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     browser = Chromium(chromium)
     base = f"http://127.0.0.1:{server.server_address[1]}/"
-    pages = {}
+    pages, started = {}, time.perf_counter()
     for html in sorted(SITE.rglob("*.html")):
         if html.name == "404.html":
             continue
         url = base + html.relative_to(SITE).as_posix().removesuffix("index.html")
         requested = browser.open(url)
         pages[url] = {**browser.evaluate(INSPECT_PAGE), "requested": requested}
+    print(f"{len(pages)} pages opened in Chromium in {time.perf_counter() - started:.0f} s")
     try:
         yield base, pages, browser, lessons
     finally:

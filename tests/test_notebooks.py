@@ -38,6 +38,14 @@ def test_every_lesson_has_a_number_in_the_curriculum_and_a_title():
     assert len({lesson.number for lesson in LESSONS}) == len(LESSONS), "two lessons, one number"
 
 
+def test_the_readme_links_only_lessons_that_exist():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\((notebooks/[^)]+)\)", readme)
+    assert links, "the README's curriculum links the lessons"
+    for link in links:
+        assert (ROOT / link).is_file(), f"README.md links {link}, which does not exist"
+
+
 def printed_text(notebook) -> str:
     return "".join(
         output.get("text", "")
