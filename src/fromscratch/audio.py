@@ -133,10 +133,8 @@ def mel_filterbank(
     if not 0 <= f_min < f_max <= sample_rate / 2:
         raise UserError(f"need 0 <= f_min < f_max <= sample_rate / 2, got {f_min}, {f_max}")
     bins = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)  # (F,)
-    mels = torch.linspace(
-        float(hz_to_mel(torch.tensor(f_min))), float(hz_to_mel(torch.tensor(f_max))), n_mels + 2,
-        dtype=torch.float64,
-    )
+    mel_min, mel_max = hz_to_mel(torch.tensor([f_min, f_max], dtype=torch.float64)).tolist()
+    mels = torch.linspace(mel_min, mel_max, n_mels + 2, dtype=torch.float64)
     edges = mel_to_hz(mels)  # (M + 2,) in Hz
     lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]  # (M, 1) each
     rising = (bins - lower) / (centre - lower)  # (M, F): 0 at the lower edge, 1 at the centre
