@@ -215,6 +215,11 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a browser that stops a download half way (a blocked or superseded request)
+
+
 @pytest.fixture(scope="module")
 def served_site():
     chromium = find_chromium()
@@ -245,7 +250,7 @@ def build_and_serve(chromium: str):
             os.environ["OMP_NUM_THREADS"] = threads
 
     handler = functools.partial(QuietHandler, directory=str(SITE))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = QuietServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     browser = Chromium(chromium)
     base = f"http://127.0.0.1:{server.server_address[1]}/"
@@ -253,7 +258,7 @@ def build_and_serve(chromium: str):
     for html in sorted(SITE.rglob("*.html")):
         if html.name == "404.html":
             continue
-        url = base + html.relative_to(SITE).as_posix().removesuffix("index.html")
+        url = base + html.relative_to(SITE).as_posix()
         requested = browser.open(url)
         pages[url] = {**browser.evaluate(INSPECT_PAGE), "requested": requested}
     print(f"{len(pages)} pages opened in Chromium in {time.perf_counter() - started:.0f} s")
@@ -265,17 +270,17 @@ def build_and_serve(chromium: str):
 
 
 def lesson_pages(pages: dict) -> dict:
-    return {url: page for url, page in pages.items() if re.search(r"/lessons/\d\d_[^/]+/$", url)}
+    return {url: page for url, page in pages.items() if re.search(r"/lessons/\d\d_\w+\.html$", url)}
 
 
 def test_every_lesson_and_section_has_a_page(served_site):
     base, pages, _, lessons = served_site
     assert len(lessons) >= 5
     for lesson in lessons:
-        assert f"{base}lessons/{lesson.name}/" in pages, lesson.name
-    for page in ["", "install/", "curriculum/", "lessons/", "derivations/", "api/",
-                 "benchmarks/", "architecture/"]:
-        assert base + page in pages, page
+        assert f"{base}lessons/{lesson.name}.html" in pages, lesson.name
+    for page in ["index", "install", "curriculum", "lessons", "derivations/index", "api/index",
+                 "benchmarks", "architecture"]:
+        assert f"{base}{page}.html" in pages, page
 
 
 def test_math_is_typeset_by_katex(served_site):
@@ -326,7 +331,7 @@ def test_the_site_asks_no_other_host(served_site):
 def test_screenshot_of_a_lesson_page(served_site):
     base, pages, browser, _ = served_site
     with_math = [url for url in sorted(lesson_pages(pages)) if pages[url]["math"]]
-    lesson = next((url for url in with_math if "/02_attention/" in url), with_math[0])
+    lesson = next((url for url in with_math if "/02_attention." in url), with_math[0])
     browser.open(lesson)
     # Scroll to the first figure, keeping the text and formulas above it in view.
     browser.evaluate(
