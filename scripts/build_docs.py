@@ -373,8 +373,8 @@ def build(
 
     # A partial build (--only) leaves links to the other lessons dangling: strict only when whole.
     nav = navigation(lessons, api_pages)
-    settings = {"nav": nav, "site_dir": str(site_dir), "strict": not only}
-    if serve:
+    settings = {"nav": nav, "strict": not only}
+    if serve:  # the pages generated above are served as they are; edits to docs/ reload
         from mkdocs.commands.serve import serve as mkdocs_serve
 
         mkdocs_serve(str(ROOT / "mkdocs.yml"), **settings)
@@ -384,7 +384,7 @@ def build(
         warnings = WarningsKept()
         logging.getLogger("mkdocs").addHandler(warnings)
         try:
-            mkdocs_build(load_config(str(ROOT / "mkdocs.yml"), **settings))
+            mkdocs_build(load_config(str(ROOT / "mkdocs.yml"), site_dir=str(site_dir), **settings))
         except MkDocsException as err:
             sys.exit(f"docs build failed: {err}\n" + "\n".join(warnings.messages))
         finally:
