@@ -3,7 +3,9 @@
 import json
 import os
 import shutil
-import socket
+import time
+from functools import partial
+from unittest.mock import patch
 
 import pytest
 import torch
@@ -21,25 +23,31 @@ RUN_A = dict(grad_accum=2)  # plain DDP, with dropout: randomness depends on (st
 RUN_B = dict(grad_accum=4, ema_decay=0.9)  # resumed from step 4, Adam's state sharded (ZeRO)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def worker(rank: int, world_size: int, root: str) -> None:
+    """One of the processes torchrun would start: the environment says who it is.
 
-
-def worker(rank: int, world_size: int, port: int, root: str) -> None:
-    """One of the processes torchrun would start: the environment says who it is."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    Run A joins the group from the environment, as under torchrun, meeting at a file rather
+    than a TCP port (a port picked in advance could be taken by another test meanwhile). Run B
+    finds a group the caller already initialised, and leaves it to the caller.
+    """
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     torch.manual_seed(100 + rank)  # another initialisation on each rank: DDP broadcasts rank 0's
-    result = train(TinyLM(), DATA, config(**RUN_A), out_dir=f"{root}/dist_a", evaluate=evaluate)
+    with patch.object(dist, "init_process_group", partial(
+            dist.init_process_group, init_method=f"file://{root}/meet_a", rank=rank,
+            world_size=world_size)):
+        result = train(TinyLM(), DATA, config(**RUN_A), out_dir=f"{root}/dist_a",
+                       evaluate=evaluate)
     if rank == 0:
         with open(f"{root}/dist_a/result.json", "w") as f:
             json.dump(result.history, f)
     assert not dist.is_initialized()  # train() left the process group it joined
+    dist.init_process_group("gloo", init_method=f"file://{root}/meet_b", rank=rank,
+                            world_size=world_size)
     result = train(TinyLM(), DATA, config(**RUN_B, zero=True), out_dir=f"{root}/dist_b",
                    resume=True)
+    assert dist.is_initialized()
+    dist.destroy_process_group()
     if rank == 0:
         with open(f"{root}/dist_b/result.json", "w") as f:
             json.dump(result.history, f)
@@ -64,7 +72,10 @@ def test_two_gloo_processes_train_like_one_process(tmp_path):
     shutil.copytree(tmp_path / "single_b/checkpoints/step-00000004",
                     tmp_path / "dist_b/checkpoints/step-00000004")
 
-    mp.spawn(worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    processes = mp.spawn(worker, args=(2, str(tmp_path)), nprocs=2, join=False)
+    deadline = time.monotonic() + 600
+    while not processes.join(timeout=5):  # raises if a process failed
+        assert time.monotonic() < deadline, "the 2-process run hangs"
 
     dist_a = json.loads((tmp_path / "dist_a/result.json").read_text())
     dist_b = json.loads((tmp_path / "dist_b/result.json").read_text())
