@@ -36,6 +36,7 @@ class Ctx:
 
     def __init__(self, trained: Path, scratch: Path):
         self.corpus, self.run, self.scratch = trained / "corpus.txt", trained / "run", scratch
+        self.cleanups = []  # called after the row's command has run
 
     def data_file(self, name: str, data: bytes) -> str:
         path = self.scratch / name
@@ -122,6 +123,7 @@ def dropping_server(ctx: Ctx, monkeypatch) -> list[str]:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drops)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    ctx.cleanups.append(lambda: (server.shutdown(), server.server_close()))
     monkeypatch.setattr("fromscratch.data.text.SHAKESPEARE_URL",
                         f"http://127.0.0.1:{server.server_address[1]}/input.txt")
     monkeypatch.setattr("fromscratch.data.time.sleep", lambda seconds: None)  # no waiting
@@ -177,6 +179,9 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
         code = main(argv)
     except SystemExit as exit_:  # argparse rejects a value before any command runs
         code = exit_.code
+    finally:
+        for cleanup in ctx.cleanups:
+            cleanup()
     err = capsys.readouterr().err
     lines = [line for line in err.split("\n") if line and "\r" not in line]  # no progress bars
     assert code == 2
