@@ -302,6 +302,7 @@ def finetune(base: str | Path, train_data: LabeledTexts, cfg: FinetuneConfig, *,
         trainer's log.jsonl, loss.png and checkpoints/.
     """
     began = time.perf_counter()
+    torch.manual_seed(cfg.seed)  # the head's initial weights
     bert, tokenizer = load_base(base)
     model = BertClassifier(bert, len(train_data.label_names), pooling=cfg.pooling,
                            dropout=cfg.dropout)
