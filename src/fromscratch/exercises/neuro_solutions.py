@@ -1,0 +1,15 @@
+"""Reference solution of the neuroscience exercise (lesson 23)."""
+
+import math
+
+import torch
+
+
+def bits_per_spike(rates: torch.Tensor, spikes: torch.Tensor) -> torch.Tensor:
+    rates, spikes = rates.double(), spikes.double()  # (trials, time, neurons)
+    null = spikes.mean(dim=(0, 1), keepdim=True)  # each neuron's mean count per bin
+
+    def log_likelihood(r):  # Σ y log r − r − log y!
+        return (spikes * torch.log(r) - r - torch.lgamma(spikes + 1)).sum()
+
+    return (log_likelihood(rates) - log_likelihood(null)) / (spikes.sum() * math.log(2))
