@@ -18,3 +18,13 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
+
+
+def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """argparse prints the whole usage before an error; we print the error and where to look."""
+
+    def error(message: str):
+        parser.exit(2, f"error: {parser.prog}: {message} (see {parser.prog} --help)\n")
+
+    parser.error = error
+    return parser

@@ -11,8 +11,7 @@ fresh data (with the floor of data against data), and writes samples.png and tra
 from pathlib import Path
 
 from ..errors import UserError
-from .common import positive_float, positive_int
-from .gpt import _one_line_errors
+from .common import one_line_errors, positive_float, positive_int
 
 DATA = {"gmm": "mixture", "eight_gaussians": "eight_gaussians", "moons": "moons",
         "swissroll": "swiss_roll", "checkerboard": "checkerboard"}  # CLI name → toy2d name
@@ -126,7 +125,7 @@ def register(commands) -> None:
     diffusion = commands.add_parser("diffusion", help="diffusion models: 2-D toys and samplers")
     verbs = diffusion.add_subparsers(dest="verb", required=True)
 
-    p = _one_line_errors(verbs.add_parser(
+    p = one_line_errors(verbs.add_parser(
         "toy", help="train (or use the exact score of) a 2-D diffusion model and sample it"))
     p.add_argument("--data", required=True, choices=sorted(DATA))
     p.add_argument("--sampler", default="dpm_solver_2m", choices=SAMPLER_NAMES,

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from ..errors import UserError
-from .common import positive_float, positive_int
+from .common import one_line_errors, positive_float, positive_int
 
 
 def _make_tokenizer(kind: str, text: str):
@@ -171,21 +171,11 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
 
 
-def _one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """argparse prints the whole usage before an error; we print the error and where to look."""
-
-    def error(message: str):
-        parser.exit(2, f"error: {parser.prog}: {message} (see {parser.prog} --help)\n")
-
-    parser.error = error
-    return parser
-
-
 def register(commands) -> None:
     gpt = commands.add_parser("gpt", help="decoder-only language models (GPT, GPT-2)")
     verbs = gpt.add_subparsers(dest="verb", required=True)
 
-    p = _one_line_errors(verbs.add_parser("train", help="train a GPT on a text corpus"))
+    p = one_line_errors(verbs.add_parser("train", help="train a GPT on a text corpus"))
     p.add_argument("--data", required=True, help="shakespeare, pydoc (offline) or a UTF-8 file")
     p.add_argument("--preset", default="demo", help="recipe: demo, shakespeare-char, ...")
     p.add_argument("--tokenizer", help="override the recipe's tokenizer: char, gpt2 or bpe:N")
@@ -213,7 +203,7 @@ def register(commands) -> None:
                    help="under torchrun: shard the optimizer state across processes")
     p.set_defaults(func=cmd_gpt_train)
 
-    p = _one_line_errors(
+    p = one_line_errors(
         verbs.add_parser("sample", help="generate text from a trained model or a GPT-2 hub name"))
     p.add_argument("--ckpt", required=True, help="a model folder, or a hub name such as gpt2")
     p.add_argument("--prompt", help="text to continue")
@@ -226,7 +216,7 @@ def register(commands) -> None:
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_gpt_sample)
 
-    p = _one_line_errors(
+    p = one_line_errors(
         verbs.add_parser("eval", help="validation loss over the whole validation split"))
     p.add_argument("--ckpt", required=True)
     p.add_argument("--data", required=True)
