@@ -1,10 +1,11 @@
 """Neural population data: how well each method recovers firing rates from spikes.
 
-    python benchmarks/neural_data.py            # 250 trials × 100 bins × 50 neurons, 1500 steps
+    python benchmarks/neural_data.py            # 1000 trials × 100 bins × 50 neurons, 1500 steps
     python benchmarks/neural_data.py --quick    # the same data, 300 NDT steps: a smoke run
 
-Data: `simulate_lorenz_population` (Lorenz latents, Poisson spikes, 10 ms bins); the first 200
-trials train every method, the last 50 score it. The last 10 neurons are held out: no method
+Data: `simulate_lorenz_population` (Lorenz latents, Poisson spikes, 10 ms bins); the first 800
+trials train every method, the last 200 score it (with fewer trials the NDT overfits the
+held-out neurons). The last 10 neurons are held out: no method
 sees them in the scored trials, and each predicts them from the 40 held-in neurons (co-smoothing).
 
 Columns: co-bps = bits per spike on the held-out neurons of the scored trials (Neural Latents
@@ -22,7 +23,7 @@ from fromscratch.neuro.metrics import bits_per_spike, r_squared
 from fromscratch.neuro.ndt import train_ndt
 from fromscratch.neuro.simulate import simulate_lorenz_population
 
-N_TRAIN, N_HELDOUT, WIDTH_BINS, N_COMPONENTS = 200, 10, 4.0, 3
+N_TRAIN, N_HELDOUT, WIDTH_BINS, N_COMPONENTS = 800, 10, 4.0, 3
 
 
 def smoothing(train, valid, n_in):
@@ -48,7 +49,7 @@ def main():
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     torch.manual_seed(0)
-    data = simulate_lorenz_population(n_trials=250, n_neurons=50, n_bins=100, seed=0)
+    data = simulate_lorenz_population(n_trials=1000, n_neurons=50, n_bins=100, seed=0)
     train, valid = data.spikes[:N_TRAIN], data.spikes[N_TRAIN:]
     true_valid = data.rates[N_TRAIN:]
     n_in = 50 - N_HELDOUT
