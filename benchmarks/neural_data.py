@@ -1,7 +1,7 @@
 """Neural population data: how well each method recovers firing rates from spikes.
 
     python benchmarks/neural_data.py            # 1000 trials × 100 bins × 50 neurons, 1500 steps
-    python benchmarks/neural_data.py --quick    # the same data, 300 NDT steps: a smoke run
+    python benchmarks/neural_data.py --quick    # the same data, 100 NDT steps: a smoke run
 
 Data: `simulate_lorenz_population` (Lorenz latents, Poisson spikes, 10 ms bins); the first 800
 trials train every method, the last 200 score it (with fewer trials the NDT overfits the
@@ -55,7 +55,7 @@ def main():
     n_in = 50 - N_HELDOUT
 
     def ndt(train, valid, n_in):
-        model, _ = train_ndt(train, N_HELDOUT, max_steps=300 if args.quick else 1500,
+        model, _ = train_ndt(train, N_HELDOUT, max_steps=100 if args.quick else 1500,
                              progress=True, seed=0)
         return model.infer_rates(valid)
 
