@@ -8,6 +8,7 @@ Problems the user can fix end in one line on stderr and exit code 2, never a tra
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -31,12 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+        sys.stdout.flush()  # a closed pipe shows up here, inside the try, not at exit
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left early (`fromscratch lessons list | head -1`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # drop what is left
+        return 0
     return 0
 
 
