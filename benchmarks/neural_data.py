@@ -47,6 +47,7 @@ def pca(train, valid, n_in):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--steps", type=int, help="NDT training steps (default 1500, quick 100)")
     args = parser.parse_args()
     torch.manual_seed(0)
     data = simulate_lorenz_population(n_trials=1000, n_neurons=50, n_bins=100, seed=0)
@@ -55,8 +56,8 @@ def main():
     n_in = 50 - N_HELDOUT
 
     def ndt(train, valid, n_in):
-        model, _ = train_ndt(train, N_HELDOUT, max_steps=100 if args.quick else 1500,
-                             progress=True, seed=0)
+        steps = args.steps or (100 if args.quick else 1500)
+        model, _ = train_ndt(train, N_HELDOUT, max_steps=steps, progress=True, seed=0)
         return model.infer_rates(valid)
 
     rows = [("true rates (ceiling)", true_valid, 0.0)]
