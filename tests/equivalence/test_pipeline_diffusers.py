@@ -25,6 +25,11 @@ from diffusers import (  # noqa: E402
 from fromscratch.errors import UserError  # noqa: E402
 from fromscratch.text2image import StableDiffusion  # noqa: E402
 
+pytestmark = [
+    # diffusers' pipeline warns that steps_offset=0 is outdated (and uses 1, as ours does)
+    pytest.mark.filterwarnings("ignore:The configuration file of this scheduler:FutureWarning"),
+    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),  # diffusers'
+]
 TOL = 1e-3
 PROMPTS = ["a red cat", "the dog and the cat's hat"]
 SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
