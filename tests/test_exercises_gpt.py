@@ -71,7 +71,8 @@ def test_solution_source_and_prompt(name):
 
 
 def test_unknown_name_lists_the_available_ones():
-    with pytest.raises(UserError, match="no exercise named 'atention'; available: .*attention, .*bpe_merge"):
+    expected = "no exercise named 'atention'; available: .*attention, .*bpe_merge"
+    with pytest.raises(UserError, match=expected):
         check("atention", solutions.attention)
     with pytest.raises(UserError, match="available:"):
         solution_source("nope")
