@@ -8,7 +8,7 @@
 The diffusion runs on VAE latents z (vae.py), with the discrete noise schedule the UNet was
 trained on (a DiscreteSchedule, read from scheduler/scheduler_config.json), classifier-free
 guidance (diffusion/guidance.py: one batched UNet forward for the prompt and the empty prompt)
-and our samplers (diffusion/samplers.py: DDIM, DPM-Solver++(2M), DDPM).
+and our samplers (diffusion/samplers.py: DDIM = Euler in σ/α, DPM-Solver++(2M), DDPM).
 
 `StableDiffusion.from_pretrained` reads a diffusers pipeline folder (unet/, vae/, text_encoder/,
 tokenizer/, scheduler/) or a Hub name, fetched once into the Hugging Face cache. The scheduler's
@@ -34,7 +34,11 @@ from fromscratch.diffusion.sde import (
 )
 from fromscratch.errors import UserError
 
-SAMPLERS = {"ddim": samplers.ddim, "dpm++": samplers.dpm_solver_2m, "ddpm": samplers.ddpm}
+# "euler" is Euler's method on the probability flow ODE in the scaled variables y = x/α, σ/α,
+# dy/d(σ/α) = ε̂ (diffusers' EulerDiscreteScheduler): its step y + (σ_s/α_s − σ_t/α_t) ε̂ is
+# exactly deterministic DDIM's (notebooks/16_samplers.py §2), so it runs as DDIM.
+SAMPLERS = {"ddim": samplers.ddim, "dpm++": samplers.dpm_solver_2m, "euler": samplers.ddim,
+            "ddpm": samplers.ddpm}
 PREDICTIONS = {"epsilon": "eps", "v_prediction": "v", "sample": "x0"}
 FOLDER_FILES = ["model_index.json", "scheduler/scheduler_config.json", "unet/config.json",
                 "unet/diffusion_pytorch_model.safetensors", "vae/config.json",

@@ -3,7 +3,7 @@
 A tiny random pipeline (UNet, VAE, CLIP text model, a CLIP tokenizer with a small vocabulary,
 a scheduler) is built from diffusers/transformers parts and saved with `save_pretrained`; ours
 reads the folder. Given the same prompts and starting latents, both make the same images, with
-DDIM and with DPM-Solver++(2M), with and without guidance. A Hub name loads offline from a
+DDIM, DPM-Solver++(2M) and Euler, with and without guidance. A Hub name loads offline from a
 pre-filled Hugging Face cache.
 """
 
@@ -18,6 +18,7 @@ from diffusers import (  # noqa: E402
     AutoencoderKL,
     DDIMScheduler,
     DPMSolverMultistepScheduler,
+    EulerDiscreteScheduler,
     StableDiffusionPipeline,
     UNet2DConditionModel,
 )
@@ -40,6 +41,7 @@ SCHEDULERS = {
     "dpm++": lambda: DPMSolverMultistepScheduler(**SCHEDULE, algorithm_type="dpmsolver++",
                                                  solver_order=2, final_sigmas_type="zero",
                                                  timestep_spacing="trailing"),
+    "euler": lambda: EulerDiscreteScheduler(**SCHEDULE, timestep_spacing="leading"),
 }
 
 
@@ -78,7 +80,7 @@ def tiny_pipeline(tmp_path, scheduler: str) -> StableDiffusionPipeline:
 
 
 @pytest.mark.parametrize("sampler,guidance,steps", [("ddim", 7.5, 3), ("dpm++", 5.0, 4),
-                                                    ("ddim", 1.0, 2)])
+                                                    ("ddim", 1.0, 2), ("euler", 7.5, 3)])
 def test_images_equal_diffusers(tmp_path, sampler, guidance, steps):
     theirs = tiny_pipeline(tmp_path, sampler)
     ours = StableDiffusion.from_pretrained(tmp_path / "pipe")
