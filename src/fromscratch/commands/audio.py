@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from ..errors import UserError
-from .common import positive_float, positive_int
+from .common import positive_float, positive_int, train_config
 
 SPLIT_FILE = "split.json"  # how the run split the recordings, so that eval can redo it
 
@@ -26,15 +26,10 @@ def cmd_audio_train(args) -> None:
     from ..audio import AudioConfig, train_classifier
     from ..checkpoint import save_json_atomic
     from ..data.audio import load_fsdd
-    from ..train import TrainConfig
 
     recordings = load_fsdd(args.data)
     train_recs, test_recs = _split(recordings, args.split, args.test_fraction, args.seed)
-    cfg = TrainConfig(max_steps=args.max_steps, max_time=args.max_time, lr=args.lr,
-                      warmup_steps=min(100, args.max_steps // 10), weight_decay=0.05,
-                      eval_interval=max(1, args.max_steps // 4), log_interval=25,
-                      checkpoint_interval=max(1, args.max_steps // 4), seed=args.seed,
-                      device=args.device)
+    cfg = train_config(args, warmup_steps=min(100, args.max_steps // 10), weight_decay=0.05)
     out = Path(args.out)
     print(f"training on {len(train_recs)} recordings, testing on {len(test_recs)} "
           f"(split: {args.split})")

@@ -28,3 +28,15 @@ def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
     parser.error = error
     return parser
+
+
+def train_config(args, *, warmup_steps: int, weight_decay: float):
+    """The TrainConfig a `train` verb's shared options ask for: evaluate and save 4 times a run."""
+    from ..train import TrainConfig
+
+    quarter = max(1, args.max_steps // 4)
+    return TrainConfig(
+        max_steps=args.max_steps, max_time=args.max_time, lr=args.lr,
+        warmup_steps=warmup_steps, weight_decay=weight_decay, eval_interval=quarter,
+        log_interval=25, checkpoint_interval=quarter, seed=args.seed, device=args.device,
+    )

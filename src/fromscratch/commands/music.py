@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .audio import add_training_args
-from .common import positive_float, positive_int
+from .common import positive_float, positive_int, train_config
 
 RESOLUTIONS = {"quarter": 1, "16th": 4}  # time steps per quarter note
 
@@ -24,17 +24,12 @@ def _rolls(data, resolution: str):
 
 def cmd_music_train(args) -> None:
     from ..music import MusicConfig, evaluate_nll, train_music
-    from ..train import TrainConfig
 
     rolls = _rolls(args.data, args.resolution)
     longest = max(len(r) for split in rolls.values() for r in split)
     config = MusicConfig(block_size=longest + 1, within_step=args.within_step,
                          steps_per_quarter=RESOLUTIONS[args.resolution])
-    cfg = TrainConfig(max_steps=args.max_steps, max_time=args.max_time, lr=args.lr,
-                      warmup_steps=min(50, args.max_steps // 10), weight_decay=0.1,
-                      eval_interval=max(1, args.max_steps // 4), log_interval=25,
-                      checkpoint_interval=max(1, args.max_steps // 4), seed=args.seed,
-                      device=args.device)
+    cfg = train_config(args, warmup_steps=min(50, args.max_steps // 10), weight_decay=0.1)
     out = Path(args.out)
     print(f"training on {len(rolls['train'])} chorales ({args.resolution} notes), "
           f"validating on {len(rolls['valid'])}")
