@@ -32,17 +32,31 @@ def test_text_round_trip_and_unknown_characters():
         encode("1-2=")
 
 
-@pytest.mark.parametrize(("op", "reverse", "answer"), [
-    ("+", True, "914;"), ("+", False, "419;"), ("*", True, "48532;"), ("*", False, "23584;"),
+@pytest.mark.parametrize(("op", "reverse", "pad", "prompt", "answer"), [
+    ("+", True, False, "352+67=", "914;"), ("+", False, False, "352+67=", "419;"),
+    ("*", True, False, "352*67=", "48532;"), ("*", False, False, "352*67=", "23584;"),
+    ("+", True, True, "352+067=", "9140;"), ("+", False, True, "352+067=", "0419;"),
+    ("*", True, True, "352*067=", "485320;"), ("*", False, True, "352*067=", "023584;"),
 ])
-def test_answers_are_written_in_the_asked_order_and_read_back(op, reverse, answer):
-    task = ArithmeticTask(op=op, reverse=reverse)
-    assert task.prompt(352, 67) == f"352{op}67="
+def test_answers_are_written_in_the_asked_order_and_read_back(op, reverse, pad, prompt, answer):
+    task = ArithmeticTask(op=op, reverse=reverse, pad=pad)
+    assert task.prompt(352, 67) == prompt
     assert task.answer(352, 67) == answer
+    assert task.read_answer(answer) == (419 if op == "+" else 23584)
     assert task.read_answer(answer + "12") == (419 if op == "+" else 23584)
     assert task.read_answer("12") is None  # no end mark
     assert task.read_answer(";") is None  # no digits
     assert task.read_answer("1+;") is None
+
+
+def test_padding_puts_every_digit_at_a_fixed_position():
+    task = ArithmeticTask(n_digits=3)
+    assert task.prompt(3, 4) + task.answer(3, 4) == "003+004=7000;"
+    assert len(task.prompt(3, 4) + task.answer(3, 4)) == task.sequence_length(3)
+    assert task.prompt(12345, 6) == "12345+00006="  # longer than trained: as long as needed
+    idx, targets = ArithmeticBatches(task, batch_size=32)(0)
+    assert (idx[:, 3] == VOCAB.index("+")).all() and (idx[:, 7] == VOCAB.index("=")).all()
+    assert (targets[:, -1] == VOCAB.index(";")).all()  # no row is shorter
 
 
 def test_sequence_length_fits_the_longest_problem():
@@ -99,11 +113,10 @@ def test_loss_at_initialisation_is_about_ln_vocabulary():
 def test_a_tiny_gpt_memorises_a_few_sums_and_solve_reads_its_answers(tmp_path):
     torch.manual_seed(0)
     task = ArithmeticTask(n_digits=2)
-    batch = ArithmeticBatches(task, batch_size=8, seed=1)(0)
-    pairs = []
-    for row in batch[0].tolist():
-        a, rest = decode(row).split("+")
-        pairs.append((int(a), int(rest.split("=")[0])))
+    pairs = [(3, 4), (7, 95), (12, 5), (99, 99), (40, 7), (0, 0), (58, 61), (9, 9)]
+    rows = [answer_targets(encode(task.prompt(a, b)), encode(task.answer(a, b)))
+            for a, b in pairs]  # all of one length: padded
+    batch = tuple(torch.tensor(column) for column in zip(*rows, strict=True))
     model = make_model(task, 2, n_layer=1, n_head=2, n_embd=32)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     for _ in range(120):

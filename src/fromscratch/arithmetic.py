@@ -10,6 +10,12 @@ output digit then depends only on digits already seen and on the carry from the 
 written, where the plain order asks for the *first* digit of the sum, which depends on every
 carry still to come.
 
+With `pad=True` (the default) both operands are written with n_digits digits and the answer
+with the most digits it can have, leading zeros included: "352+067=" + "9140;". With learned
+absolute positions this matters more than anything else in the recipe: unpadded, the units digit
+of the first operand sits at a different position in each problem, and the model must learn to
+find it before it can add.
+
 Training: operands have 1..n_digits digits (the number of digits uniform, then the number), a
 fixed ~1% of all pairs is held out for testing (`is_held_out`), and the loss is the cross-entropy
 of the answer tokens only (the prompt is given, not predicted). The model is `gpt.GPT` unchanged.
@@ -36,7 +42,7 @@ OPERATIONS = {"+": lambda a, b: a + b, "*": lambda a, b: a * b}
 # up to n_digits + EXTRA_DIGITS digits, so that length generalisation can be measured.
 RECIPE = dict(
     model=dict(n_layer=2, n_head=4, n_embd=96), batch_size=128,
-    train=dict(max_steps=2000, lr=3e-3, warmup_steps=100, weight_decay=0.1, betas=(0.9, 0.99)),
+    train=dict(max_steps=800, lr=3e-3, warmup_steps=100, weight_decay=0.1, betas=(0.9, 0.99)),
 )
 EXTRA_DIGITS = 2
 
@@ -58,6 +64,7 @@ class ArithmeticTask:
     op: str = "+"  # "+" (addition) or "*" (multiplication)
     n_digits: int = 3  # training operands have 1..n_digits digits
     reverse: bool = True  # write the answer least significant digit first
+    pad: bool = True  # zero-pad operands to n_digits digits, the answer to its longest length
 
     def __post_init__(self):
         if self.op not in OPERATIONS:
@@ -73,12 +80,25 @@ class ArithmeticTask:
         """Tokens in "a op b = answer ;" for operands of up to `digits` digits."""
         return 2 * digits + 2 + self.answer_length(digits) + 1
 
+    def width(self, a: int, b: int) -> int:
+        """Digits each operand is written with: n_digits when padding (more if it is longer)."""
+        longest = max(len(str(a)), len(str(b)))
+        return max(longest, self.n_digits) if self.pad else longest
+
     def prompt(self, a: int, b: int) -> str:
-        return f"{a}{self.op}{b}="
+        """'352+67=' or, padded, '352+067=': every digit then sits at the same position in
+        every training problem, and the model need not find where each operand starts."""
+        if not self.pad:
+            return f"{a}{self.op}{b}="
+        width = self.width(a, b)
+        return f"{a:0{width}d}{self.op}{b:0{width}d}="
 
     def answer(self, a: int, b: int) -> str:
-        """The answer's characters and the end mark: 352 + 67 -> '419;' or reversed '914;'."""
+        """The answer's characters and the end mark: 352 + 67 -> '419;' or reversed '914;'
+        (padded to the longest answer: '0419;', reversed '9140;')."""
         digits = str(OPERATIONS[self.op](a, b))
+        if self.pad:
+            digits = digits.zfill(self.answer_length(self.width(a, b)))
         return (digits[::-1] if self.reverse else digits) + END
 
     def read_answer(self, text: str) -> int | None:
@@ -152,7 +172,7 @@ def solve(model: GPT, task: ArithmeticTask, pairs: list[tuple[int, int]],
         by_length.setdefault(len(task.prompt(a, b)), []).append(i)
     device = next(model.parameters()).device
     for length, members in by_length.items():
-        most_digits = max(len(str(max(pairs[i]))) for i in members)
+        most_digits = max(task.width(*pairs[i]) for i in members)
         new = task.answer_length(most_digits) + 1
         for start in range(0, len(members), batch_size):
             chunk = members[start : start + batch_size]
