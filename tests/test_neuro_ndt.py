@@ -152,3 +152,24 @@ def test_bad_configs_are_one_line_errors():
         NDTConfig(n_neurons=5, n_heldout=5)
     with pytest.raises(UserError, match="mask_ratio"):
         NDTConfig(mask_ratio=1.0)
+
+
+def test_factor_analysis_by_em_matches_scikit_learn():
+    from sklearn.decomposition import FactorAnalysis as ReferenceFA
+
+    from fromscratch.neuro.baselines import fit_factor_analysis
+
+    gen = torch.Generator().manual_seed(0)
+    loadings = torch.randn(8, 2, generator=gen, dtype=torch.float64)
+    noise_std = torch.linspace(0.3, 1.5, 8, dtype=torch.float64)  # unequal private noise
+    x = (torch.randn(600, 2, generator=gen, dtype=torch.float64) @ loadings.T + 3
+         + noise_std * torch.randn(600, 8, generator=gen, dtype=torch.float64))
+    ours = fit_factor_analysis(x, 2, max_iter=20000, tol=1e-12)
+    ref = ReferenceFA(2, tol=1e-12, max_iter=20000, svd_method="lapack").fit(x.numpy())
+    # the same maximum of the likelihood, the same model covariance W Wᵀ + Ψ
+    assert math.isclose(ours.log_likelihood(x), ref.score(x.numpy()), rel_tol=1e-9)
+    assert torch.allclose(ours.covariance(), torch.from_numpy(ref.get_covariance()), atol=1e-4)
+    assert torch.allclose(ours.noise_variance, torch.from_numpy(ref.noise_variance_), atol=1e-4)
+    # W itself is fixed only up to a rotation of the factors; W E[z | x] is not
+    shared = torch.from_numpy(ref.transform(x.numpy()) @ ref.components_ + ref.mean_)
+    assert torch.allclose(ours.reconstruct(x), shared, atol=1e-3)

@@ -69,3 +69,22 @@ def test_bad_settings_are_one_line_errors():
         split_neurons(10, 10)
     held_in, held_out = split_neurons(10, 3)
     assert held_in.tolist() == list(range(7)) and held_out.tolist() == [7, 8, 9]
+
+
+def test_conditions_share_a_start_and_leave_the_default_unchanged():
+    plain = simulate_lorenz_population(n_trials=12, n_neurons=5, n_bins=30, burn_in=50, seed=2)
+    assert plain.conditions is None
+    again = simulate_lorenz_population(n_trials=12, n_neurons=5, n_bins=30, burn_in=50, seed=2,
+                                       n_conditions=None)
+    assert torch.equal(plain.spikes, again.spikes)
+    data = simulate_lorenz_population(n_trials=40, n_neurons=5, n_bins=30, burn_in=50, seed=2,
+                                      n_conditions=4, condition_jitter=0.5)
+    assert data.conditions.tolist() == [r % 4 for r in range(40)]
+    start = data.latents[:, 0]  # (R, 3) standardized first states
+    within = torch.stack([start[data.conditions == k].std(0) for k in range(4)]).mean()
+    across = torch.stack([start[data.conditions == k].mean(0) for k in range(4)]).std(0).mean()
+    assert within < 0.2 * across  # trials of a condition start together, conditions apart
+    late = data.latents[:, -1]
+    assert torch.stack([late[data.conditions == k].std(0) for k in range(4)]).mean() > within
+    with pytest.raises(UserError, match="n_conditions"):
+        simulate_lorenz_population(n_trials=3, n_conditions=4)

@@ -164,24 +164,38 @@ class NDT(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> "NDT":
-        config, state = load_model_folder(path, "ndt")
-        try:
-            model = cls(NDTConfig(**config))
-        except TypeError as err:
-            raise UserError(f"{path}/config.json is not an NDT config: {err}") from err
-        load_checked(model, state, path)
-        return model.eval()
+        return load_pretrained(cls, NDTConfig, path, "ndt")
+
+
+def load_pretrained(model_class, config_class, path, model_type: str):
+    """The model in a folder `save_model_folder` wrote, in eval mode; one-line errors."""
+    config, state = load_model_folder(path, model_type)
+    try:
+        model = model_class(config_class(**config))
+    except TypeError as err:
+        raise UserError(f"{path}/config.json is not a {model_type} config: {err}") from err
+    load_checked(model, state, path)
+    return model.eval()
 
 
 class TrialBatches:
-    """batches(step, micro) -> (batch_size, T, N) trials, fixed by (seed, step, micro)."""
+    """batches(step, micro) -> batch_size random trials, fixed by (seed, step, micro).
 
-    def __init__(self, spikes: torch.Tensor, batch_size: int, seed: int = 0):
-        self.spikes, self.batch_size, self.seed = spikes, min(batch_size, len(spikes)), seed
+    trials: a tensor (R, ...) or a tuple of tensors indexed alike (e.g. (rates, conditions)),
+    then each batch is the tuple of their rows.
+    """
 
-    def __call__(self, step: int, micro: int) -> torch.Tensor:
+    def __init__(self, trials, batch_size: int, seed: int = 0):
+        self.trials, self.seed = trials, seed
+        self.n_trials = len(trials[0] if isinstance(trials, tuple) else trials)
+        self.batch_size = min(batch_size, self.n_trials)
+
+    def __call__(self, step: int, micro: int):
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step * 1009 + micro)
-        return self.spikes[torch.randperm(len(self.spikes), generator=gen)[: self.batch_size]]
+        rows = torch.randperm(self.n_trials, generator=gen)[: self.batch_size]
+        if isinstance(self.trials, tuple):
+            return tuple(tensor[rows] for tensor in self.trials)
+        return self.trials[rows]
 
 
 # The settings the command line, benchmark and lesson train with (benchmarks/neural_data.py).

@@ -59,6 +59,7 @@ class PopulationData:
     rates: torch.Tensor  # (R, T, N) true expected counts per bin, λ Δ
     latents: torch.Tensor  # (R, T, 3) standardized Lorenz state z̃
     bin_size: float  # Δ in seconds
+    conditions: torch.Tensor | None = None  # (R,) condition index of each trial, if any
 
     @property
     def n_trials(self) -> int:
@@ -78,6 +79,8 @@ def simulate_lorenz_population(
     burn_in: int = 500,
     base_rate: tuple[float, float] = (5.0, 15.0),
     gain: float = 0.6,
+    n_conditions: int | None = None,
+    condition_jitter: float = 2.0,
     seed: int = 0,
 ) -> PopulationData:
     """Trials of Poisson spiking from N neurons reading out one Lorenz system.
@@ -85,6 +88,11 @@ def simulate_lorenz_population(
     Each bin advances the Lorenz system by `steps_per_bin` RK4 steps of size `dt` (Lorenz time,
     dimensionless). Baselines b_n ~ Uniform(base_rate) Hz; with gain 0.6 a neuron's rate spans
     about b_n e^{±1.8}, so peaks of 30–90 Hz on baselines of 5–15 Hz.
+
+    n_conditions K: trial r belongs to condition r mod K and starts near that condition's fixed
+    state (`condition_jitter` is the std of the offset, in the Lorenz system's units, where the
+    attractor spans about ±20). Like trials of a stimulus, a condition's trials share a time
+    course (its PSTH) and differ from trial to trial, more so as the chaos amplifies the offsets.
     """
     for name, value in (("n_trials", n_trials), ("n_neurons", n_neurons), ("n_bins", n_bins),
                         ("steps_per_bin", steps_per_bin)):
@@ -92,11 +100,20 @@ def simulate_lorenz_population(
             raise UserError(f"{name} must be a positive integer, got {value}")
     if bin_size <= 0 or dt <= 0:
         raise UserError("bin_size and dt must be positive numbers of seconds / Lorenz time")
+    if n_conditions is not None and not 1 <= n_conditions <= n_trials:
+        raise UserError(f"n_conditions must be between 1 and n_trials ({n_trials}), "
+                        f"got {n_conditions}")
     gen = torch.Generator().manual_seed(seed)
     # Random initial conditions around the attractor, then a burn-in that forgets them.
-    z0 = torch.randn(n_trials, 3, generator=gen, dtype=torch.float64) * 10.0
+    z0 = torch.randn(n_trials if n_conditions is None else n_conditions, 3, generator=gen,
+                     dtype=torch.float64) * 10.0
     z0[:, 2] += 25.0
-    z0 = integrate(z0, burn_in, dt)[:, -1]  # (R, 3)
+    z0 = integrate(z0, burn_in, dt)[:, -1]  # (R, 3), or (K, 3) condition states
+    conditions = None
+    if n_conditions is not None:
+        conditions = torch.arange(n_trials) % n_conditions  # (R,)
+        jitter = torch.randn(n_trials, 3, generator=gen, dtype=torch.float64)
+        z0 = z0[conditions] + condition_jitter * jitter  # (R, 3)
     z = integrate(z0, n_bins * steps_per_bin - 1, dt)[:, ::steps_per_bin]  # (R, T, 3)
     z = (z - z.mean((0, 1))) / z.std((0, 1))  # standardized latents z̃
     w = torch.randn(n_neurons, 3, generator=gen, dtype=torch.float64)
@@ -106,7 +123,8 @@ def simulate_lorenz_population(
     log_rate_hz = base.log() + gain * z @ w.T  # (R, T, N)
     rates = (log_rate_hz.exp() * bin_size).float()  # expected counts per bin
     spikes = torch.poisson(rates, generator=gen)
-    return PopulationData(spikes=spikes, rates=rates, latents=z.float(), bin_size=bin_size)
+    return PopulationData(spikes=spikes, rates=rates, latents=z.float(), bin_size=bin_size,
+                          conditions=conditions)
 
 
 def split_neurons(n_neurons: int, n_heldout: int) -> tuple[torch.Tensor, torch.Tensor]:
