@@ -55,3 +55,68 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     code, _, err = run(capsys, "neuro", "eval", "--ckpt", str(tmp_path / "none"),
                        "--data", str(tmp_path / "counts.npy"))
     assert code == 2 and "config.json" in err
+
+
+def test_train_refuses_an_earlier_run_unless_resume_or_overwrite(tmp_path, capsys):
+    data = tmp_path / "data.npz"
+    run(capsys, "neuro", "simulate", "--out", str(data), "--trials", "10", "--neurons", "5",
+        "--bins", "8")
+    out = tmp_path / "ndt"
+    common = ("neuro", "train", "--data", str(data), "--out", str(out), "--heldout", "1",
+              "--valid-trials", "2", "--max-steps", "2")
+    assert run(capsys, *common)[0] == 0
+    code, _, err = run(capsys, *common)
+    assert code == 2 and err.count("\n") == 1 and "--overwrite" in err and "--resume" in err
+    code, text, _ = run(capsys, *common, "--overwrite")
+    assert code == 0 and "at step 2" in text
+    code, text, _ = run(capsys, *common[:-1], "3", "--resume")  # one more step
+    assert code == 0 and "at step 3" in text
+
+
+def test_train_generative_and_generate(tmp_path, capsys):
+    data = tmp_path / "data.npz"
+    code, text, _ = run(capsys, "neuro", "simulate", "--out", str(data), "--trials", "24",
+                        "--neurons", "5", "--bins", "8", "--conditions", "2")
+    assert code == 0 and "in 2 conditions" in text
+    assert np.load(data)["conditions"].tolist() == [r % 2 for r in range(24)]
+    out = tmp_path / "gen"
+    train = ("neuro", "train-generative", "--data", str(data), "--out", str(out),
+             "--valid-trials", "8", "--max-steps", "2")
+    code, text, _ = run(capsys, *train)
+    assert code == 0 and "16 trials, 2 condition(s)" in text and "at step 2" in text
+    code, _, err = run(capsys, *train)
+    assert code == 2 and "--overwrite" in err and err.count("\n") == 1
+    trials, plot = tmp_path / "trials.npz", tmp_path / "psth.png"
+    code, text, _ = run(capsys, "neuro", "generate", "--ckpt", str(out), "--condition", "1",
+                        "--trials", "4", "--steps", "3", "-o", str(trials), "--plot", str(plot),
+                        "--data", str(data), "--valid-trials", "8", "--bin-size", "0.01")
+    assert code == 0 and plot.stat().st_size > 10_000, text
+    with np.load(trials) as archive:
+        assert archive["spikes"].shape == archive["rates"].shape == (4, 8, 5)
+        assert archive["conditions"].tolist() == [1, 1, 1, 1]
+    from fromscratch.neuro.generative import ConditionalDenoiser
+
+    model = ConditionalDenoiser.from_pretrained(out)  # the file holds the seeded draw
+    rates, spikes = model.generate(torch.ones(4, dtype=torch.long), steps=3,
+                                   generator=torch.Generator().manual_seed(0))
+    assert np.array_equal(np.load(trials)["spikes"], spikes.numpy())
+
+
+def test_generative_bad_input_is_one_line(tmp_path, capsys):
+    np.save(tmp_path / "counts.npy", np.ones((6, 4, 3), dtype=int))
+    code, _, err = run(capsys, "neuro", "train-generative", "--data",
+                       str(tmp_path / "counts.npy"), "--out", str(tmp_path / "o"))
+    assert code == 2 and "--rates-from" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "neuro", "generate", "--ckpt", str(tmp_path / "none"),
+                       "-o", str(tmp_path / "t.npz"))
+    assert code == 2 and "config.json" in err
+    from fromscratch.neuro.generative import ConditionalDenoiser, GenerativeConfig
+
+    ConditionalDenoiser(GenerativeConfig(n_neurons=3, n_bins=4, n_conditions=2, n_embd=8,
+                                         n_layer=1)).save_pretrained(tmp_path / "m")
+    code, _, err = run(capsys, "neuro", "generate", "--ckpt", str(tmp_path / "m"),
+                       "--condition", "2", "-o", str(tmp_path / "t.npz"))
+    assert code == 2 and "between 0 and 1" in err
+    code, _, err = run(capsys, "neuro", "generate", "--ckpt", str(tmp_path / "m"),
+                       "-o", str(tmp_path / "t.npz"), "--plot", str(tmp_path / "p.png"))
+    assert code == 2 and "--data" in err

@@ -1,12 +1,20 @@
-"""`fromscratch neuro simulate|train|eval`: transformers on neural population spiking.
+"""`fromscratch neuro ...`: transformers and diffusion models on neural population spiking.
 
-    fromscratch neuro simulate --out data.npz [--trials 250 --neurons 50 --bins 100 --seed 0]
+    fromscratch neuro simulate --out data.npz [--trials 250 --neurons 50 --bins 100 --seed 0
+                                               --conditions K]
     fromscratch neuro train --data data.npz --out DIR [--heldout 10 --valid-trials 50 ...]
     fromscratch neuro eval  --ckpt DIR --data data.npz [--valid-trials 50]
+    fromscratch neuro train-generative --data data.npz --out DIR [--rates-from NDT_DIR ...]
+    fromscratch neuro generate --ckpt DIR --condition 0 --trials 50 --out trials.npz
+                               [--guidance 1 --plot psth.png --data data.npz]
 
 A data file is an .npz with "spikes" (trials, time bins, neurons) of counts; `simulate` also
-stores the true "rates" and "latents", which `eval` scores the inferred rates against. The last
-`--valid-trials` trials are never trained on; the last `--heldout` neurons are never an input.
+stores the true "rates" and "latents", which `eval` scores the inferred rates against, and with
+--conditions each trial's "conditions" index. The last `--valid-trials` trials are never trained
+on; the last `--heldout` neurons are never an input. `train-generative` learns the rates of the
+training trials ("rates" in the file, or those an NDT folder infers) per condition, and
+`generate` draws new trials of a condition, optionally plotted against the real held-out trials.
+A training run refuses an --out folder that holds an earlier run unless --resume or --overwrite.
 """
 
 from pathlib import Path
@@ -15,15 +23,15 @@ from ..errors import UserError
 from .common import positive_float, positive_int
 
 
-def _load(path):
-    """(spikes, true rates or None) from an .npz/.npy file."""
+def _load(path, with_conditions: bool = False):
+    """(spikes, true rates or None[, conditions or None]) from an .npz/.npy file."""
     import numpy as np
     import torch
 
     from ..neuro.io import load_counts
 
     spikes = load_counts(path)
-    rates = None
+    rates = conditions = None
     if Path(path).suffix == ".npz":
         with np.load(path, allow_pickle=False) as archive:
             if "rates" in archive.files:
@@ -31,7 +39,14 @@ def _load(path):
                 if rates.shape != spikes.shape:
                     raise UserError(f"{path}: rates {tuple(rates.shape)} and spikes "
                                     f"{tuple(spikes.shape)} differ in shape")
-    return spikes, rates
+            if "conditions" in archive.files:
+                conditions = torch.from_numpy(archive["conditions"])
+                if (conditions.shape != (len(spikes),) or conditions.is_floating_point()
+                        or conditions.min() < 0):
+                    raise UserError(f"{path}: 'conditions' must hold one whole number ≥ 0 per "
+                                    f"trial ({len(spikes)}), got shape {tuple(conditions.shape)}")
+                conditions = conditions.long()
+    return (spikes, rates, conditions) if with_conditions else (spikes, rates)
 
 
 def _split(spikes, valid_trials: int):
@@ -50,12 +65,17 @@ def cmd_simulate(args) -> None:
     from ..neuro.simulate import simulate_lorenz_population
 
     data = simulate_lorenz_population(n_trials=args.trials, n_neurons=args.neurons,
-                                      n_bins=args.bins, bin_size=args.bin_size, seed=args.seed)
+                                      n_bins=args.bins, bin_size=args.bin_size, seed=args.seed,
+                                      n_conditions=args.conditions)
+    arrays = dict(spikes=data.spikes.numpy().astype(np.int32), rates=data.rates.numpy(),
+                  latents=data.latents.numpy(), bin_size=np.array(data.bin_size))
+    if data.conditions is not None:
+        arrays["conditions"] = data.conditions.numpy()
     buffer = io.BytesIO()
-    np.savez(buffer, spikes=data.spikes.numpy().astype(np.int32), rates=data.rates.numpy(),
-             latents=data.latents.numpy(), bin_size=np.array(data.bin_size))
+    np.savez(buffer, **arrays)
     atomic_write_bytes(args.out, buffer.getvalue())
-    print(f"{args.trials} trials × {args.bins} bins × {args.neurons} neurons, "
+    conditions = f" in {args.conditions} conditions" if args.conditions else ""
+    print(f"{args.trials} trials{conditions} × {args.bins} bins × {args.neurons} neurons, "
           f"{data.spikes.sum():.0f} spikes, mean rate {data.rates_hz().mean():.1f} Hz "
           f"-> {args.out}")
 
@@ -73,7 +93,8 @@ def cmd_train(args) -> None:
     print(f"training an NDT on {len(train_set)} trials ({n_neurons - args.heldout} held-in, "
           f"{args.heldout} held-out neurons); {len(valid_set)} validation trials")
     model, result = train_ndt(train_set, args.heldout, valid=valid_set, out_dir=Path(args.out),
-                              max_steps=args.max_steps, max_time=args.max_time, seed=args.seed)
+                              max_steps=args.max_steps, max_time=args.max_time, seed=args.seed,
+                              resume=args.resume, overwrite=args.overwrite)
     model.save_pretrained(args.out)
     rates = model.infer_rates(valid_set)[:, :, -args.heldout:]
     print(f"stopped by {result.stopped_by} at step {result.step}; validation co-smoothing "
@@ -99,6 +120,85 @@ def cmd_eval(args) -> None:
         print(f"R² of inferred vs true rates: {r_squared(rates, true_rates[-len(valid_set):]):.4f}")
 
 
+def cmd_train_generative(args) -> None:
+    import torch
+
+    from ..neuro.generative import train_generative
+
+    spikes, rates, conditions = _load(args.data, with_conditions=True)
+    if args.rates_from:
+        from ..neuro.ndt import NDT
+
+        ndt = NDT.from_pretrained(args.rates_from)
+        if ndt.config.n_neurons != spikes.shape[2]:
+            raise UserError(f"{args.rates_from} infers {ndt.config.n_neurons} neurons; "
+                            f"{args.data} has {spikes.shape[2]}")
+        rates = ndt.infer_rates(spikes)
+    if rates is None:
+        raise UserError(f"{args.data} has no 'rates': give --rates-from an NDT folder "
+                        "(`fromscratch neuro train`) to infer them from the spikes")
+    if conditions is None:
+        print(f"{args.data} has no 'conditions': every trial is condition 0")
+        conditions = torch.zeros(len(spikes), dtype=torch.long)
+    train_rates, _ = _split(rates, args.valid_trials)
+    train_conditions = conditions[: len(train_rates)]
+    n_conditions = int(conditions.max()) + 1
+    print(f"training a diffusion model on the rates of {len(train_rates)} trials, "
+          f"{n_conditions} condition(s); the last {args.valid_trials} trials are held out")
+    _, result = train_generative(train_rates, train_conditions, n_conditions,
+                                 out_dir=Path(args.out), max_steps=args.max_steps,
+                                 max_time=args.max_time, seed=args.seed, resume=args.resume,
+                                 overwrite=args.overwrite)
+    print(f"stopped by {result.stopped_by} at step {result.step}; model in {args.out}")
+
+
+def cmd_generate(args) -> None:
+    import io
+
+    import numpy as np
+    import torch
+
+    from ..checkpoint import atomic_write_bytes
+    from ..neuro.generative import ConditionalDenoiser, plot_generated_vs_real
+
+    model = ConditionalDenoiser.from_pretrained(args.ckpt)
+    K = model.config.n_conditions
+    wanted = range(K) if args.condition is None else [args.condition]
+    if args.condition is not None and not 0 <= args.condition < K:
+        raise UserError(f"--condition must be between 0 and {K - 1}: the model knows {K}")
+    if args.plot and not args.data:
+        raise UserError("--plot compares with real trials: give --data (the held-out trials "
+                        "are its last --valid-trials)")
+    conditions = torch.tensor([k for k in wanted for _ in range(args.trials)])
+    rates, spikes = model.generate(conditions, guidance=args.guidance, steps=args.steps,
+                                   generator=torch.Generator().manual_seed(args.seed),
+                                   progress=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, spikes=spikes.numpy().astype(np.int32), rates=rates.numpy(),
+             conditions=conditions.numpy())
+    atomic_write_bytes(args.out, buffer.getvalue())
+    print(f"{len(conditions)} trials of condition(s) {list(wanted)} × {model.config.n_bins} "
+          f"bins × {model.config.n_neurons} neurons (guidance {args.guidance:g}) -> {args.out}")
+    if args.plot:
+        real, _, real_conditions = _load(args.data, with_conditions=True)
+        if real.shape[1:] != spikes.shape[1:]:
+            raise UserError(f"{args.data} trials are {tuple(real.shape[1:])}; the model "
+                            f"generates {tuple(spikes.shape[1:])}")
+        if real_conditions is None:
+            real_conditions = torch.zeros(len(real), dtype=torch.long)
+        _, held_out = _split(real, args.valid_trials)
+        held_out_conditions = real_conditions[-len(held_out):]
+        keep = torch.isin(held_out_conditions, torch.tensor(list(wanted)))
+        relabel = torch.full((K,), -1, dtype=torch.long)
+        relabel[torch.tensor(list(wanted))] = torch.arange(len(wanted))
+        try:
+            plot_generated_vs_real(held_out[keep], relabel[held_out_conditions[keep]], spikes,
+                                   relabel[conditions], len(wanted), args.bin_size, args.plot)
+        except ValueError as err:
+            raise UserError(f"{args.data}: {err} among the held-out trials") from err
+        print(f"PSTHs and statistics, generated vs held-out real trials -> {args.plot}")
+
+
 def register(commands) -> None:
     neuro = commands.add_parser("neuro", help="Neural Data Transformer on population spiking")
     verbs = neuro.add_subparsers(dest="verb", required=True)
@@ -109,6 +209,8 @@ def register(commands) -> None:
     p.add_argument("--neurons", type=positive_int, default=50)
     p.add_argument("--bins", type=positive_int, default=100)
     p.add_argument("--bin-size", type=positive_float, default=0.01, help="seconds")
+    p.add_argument("--conditions", type=positive_int,
+                   help="group trials in this many conditions (shared starting states)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_simulate)
 
@@ -120,6 +222,8 @@ def register(commands) -> None:
     p.add_argument("--max-steps", type=positive_int)
     p.add_argument("--max-time", type=positive_float, help="stop after this many seconds")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
     p.set_defaults(func=cmd_train)
 
     p = verbs.add_parser("eval", help="co-smoothing bits/spike (and R² against true rates)")
@@ -127,3 +231,33 @@ def register(commands) -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--valid-trials", type=positive_int, default=50)
     p.set_defaults(func=cmd_eval)
+
+    p = verbs.add_parser("train-generative",
+                         help="train a conditional diffusion model of the trials' rates")
+    p.add_argument("--data", required=True,
+                   help=".npz with 'spikes', and 'rates' unless --rates-from; 'conditions' used")
+    p.add_argument("--out", required=True, help="output folder (a loadable model folder)")
+    p.add_argument("--rates-from", help="an NDT folder whose inferred rates are learned")
+    p.add_argument("--valid-trials", type=positive_int, default=50)
+    p.add_argument("--max-steps", type=positive_int)
+    p.add_argument("--max-time", type=positive_float, help="stop after this many seconds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
+    p.set_defaults(func=cmd_train_generative)
+
+    p = verbs.add_parser("generate", help="new trials of a condition from a diffusion model")
+    p.add_argument("--ckpt", required=True, help="a folder written by train-generative")
+    p.add_argument("--out", "-o", required=True, help="the .npz to write (spikes, rates, "
+                   "conditions)")
+    p.add_argument("--condition", type=int, help="which condition (default: every one)")
+    p.add_argument("--trials", type=positive_int, default=50, help="trials per condition")
+    p.add_argument("--guidance", type=float, default=1.0,
+                   help="w: 0 unconditional, 1 conditional, > 1 guided")
+    p.add_argument("--steps", type=positive_int, default=50, help="DDIM steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--plot", help="a .png of PSTHs and statistics against --data's held-out trials")
+    p.add_argument("--data", help="the real trials, for --plot")
+    p.add_argument("--valid-trials", type=positive_int, default=50)
+    p.add_argument("--bin-size", type=positive_float, default=0.01, help="seconds, for --plot")
+    p.set_defaults(func=cmd_generate)

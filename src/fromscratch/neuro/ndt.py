@@ -209,10 +209,12 @@ RECIPE = dict(
 def train_ndt(spikes: torch.Tensor, n_heldout: int, *, valid: torch.Tensor | None = None,
               out_dir=None, max_steps: int | None = None, max_time: float | None = None,
               seed: int = 0, progress: bool = True, model_overrides: dict | None = None,
-              evaluate: Callable | None = None, **train_overrides):
+              evaluate: Callable | None = None, resume: bool = False, overwrite: bool = False,
+              **train_overrides):
     """Train an NDT on trials `spikes` (R, T, N) with the RECIPE; returns (model, TrainResult).
 
     valid: held-out trials; their co-smoothing bits per spike is logged as `valid_co_bps`.
+    resume, overwrite: what to do with an earlier run in out_dir (train.train refuses it else).
     """
     from ..train import TrainConfig, train
     from .metrics import bits_per_spike
@@ -237,7 +239,8 @@ def train_ndt(spikes: torch.Tensor, n_heldout: int, *, valid: torch.Tensor | Non
 
     result = train(model, TrialBatches(spikes, RECIPE["batch_size"], seed), cfg, out_dir=out_dir,
                    evaluate=evaluate or (co_bps if valid is not None and n_heldout else None),
-                   save_model=lambda m, folder: m.save_pretrained(folder), overwrite=True)
+                   save_model=lambda m, folder: m.save_pretrained(folder), resume=resume,
+                   overwrite=overwrite)
     return model, result
 
 
