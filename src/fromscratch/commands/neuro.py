@@ -199,6 +199,16 @@ def cmd_generate(args) -> None:
         print(f"PSTHs and statistics, generated vs held-out real trials -> {args.plot}")
 
 
+def _training_options(p) -> None:
+    """The options both training verbs take."""
+    p.add_argument("--valid-trials", type=positive_int, default=50)
+    p.add_argument("--max-steps", type=positive_int)
+    p.add_argument("--max-time", type=positive_float, help="stop after this many seconds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
+
+
 def register(commands) -> None:
     neuro = commands.add_parser("neuro", help="Neural Data Transformer on population spiking")
     verbs = neuro.add_subparsers(dest="verb", required=True)
@@ -218,12 +228,7 @@ def register(commands) -> None:
     p.add_argument("--data", required=True, help=".npz with 'spikes' (trials, bins, neurons)")
     p.add_argument("--out", required=True, help="output folder (a loadable model folder)")
     p.add_argument("--heldout", type=positive_int, default=10, help="last neurons held out")
-    p.add_argument("--valid-trials", type=positive_int, default=50)
-    p.add_argument("--max-steps", type=positive_int)
-    p.add_argument("--max-time", type=positive_float, help="stop after this many seconds")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
+    _training_options(p)
     p.set_defaults(func=cmd_train)
 
     p = verbs.add_parser("eval", help="co-smoothing bits/spike (and R² against true rates)")
@@ -238,12 +243,7 @@ def register(commands) -> None:
                    help=".npz with 'spikes', and 'rates' unless --rates-from; 'conditions' used")
     p.add_argument("--out", required=True, help="output folder (a loadable model folder)")
     p.add_argument("--rates-from", help="an NDT folder whose inferred rates are learned")
-    p.add_argument("--valid-trials", type=positive_int, default=50)
-    p.add_argument("--max-steps", type=positive_int)
-    p.add_argument("--max-time", type=positive_float, help="stop after this many seconds")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
+    _training_options(p)
     p.set_defaults(func=cmd_train_generative)
 
     p = verbs.add_parser("generate", help="new trials of a condition from a diffusion model")
