@@ -52,3 +52,45 @@ def test_mistakes_get_their_hints(fn, key, words, capsys):
     result = check("bits_per_spike", fn, seed=0)
     assert not result.ok and result.diagnosis == key
     assert words in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fano_reference_and_library_pass(seed):
+    from fromscratch.neuro.metrics import fano_factors
+
+    assert "fano_factor" in list_exercises() and "trials − 1" in prompt("fano_factor")
+    assert check("fano_factor", solutions.fano_factor, seed=seed).ok
+    def library(spikes):  # one condition holding every trial
+        return fano_factors(spikes, torch.zeros(len(spikes), dtype=torch.long), 1)[0]
+    assert check("fano_factor", library, seed=seed).ok
+
+
+def divided_by_n(spikes):
+    counts = spikes.double().sum(1)
+    return counts.var(0, unbiased=False) / counts.mean(0)
+
+
+def bins_not_trials(spikes):
+    counts = spikes.double().reshape(-1, spikes.shape[-1])
+    return counts.var(0) / counts.mean(0)
+
+
+def std_not_var(spikes):
+    return solutions.fano_factor(spikes).sqrt() * spikes.double().sum(1).mean(0).rsqrt()
+
+
+def across_neurons(spikes):
+    counts = spikes.double().sum(1)
+    return counts.var(-1) / counts.mean(-1)
+
+
+@pytest.mark.parametrize("fn, key, words", [
+    (divided_by_n, "biased", "unbiased"),
+    (bins_not_trials, "per_bin", "whole trial"),
+    (std_not_var, "std", "not the standard deviation"),
+    (across_neurons, "over_neurons", "over trials"),
+])
+def test_fano_mistakes_get_their_hints(fn, key, words, capsys):
+    result = check("fano_factor", fn, seed=0)
+    assert not result.ok and result.diagnosis == key
+    assert words in capsys.readouterr().out

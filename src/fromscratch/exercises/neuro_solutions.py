@@ -1,4 +1,4 @@
-"""Reference solution of the neuroscience exercise (lesson 23)."""
+"""Reference solutions of the neuroscience exercises (lesson 23)."""
 
 import math
 
@@ -13,3 +13,8 @@ def bits_per_spike(rates: torch.Tensor, spikes: torch.Tensor) -> torch.Tensor:
         return (spikes * torch.log(r) - r - torch.lgamma(spikes + 1)).sum()
 
     return (log_likelihood(rates) - log_likelihood(null)) / (spikes.sum() * math.log(2))
+
+
+def fano_factor(spikes: torch.Tensor) -> torch.Tensor:
+    counts = spikes.double().sum(1)  # (trials, neurons): each trial's spike count
+    return counts.var(0) / counts.mean(0)  # unbiased variance over trials / mean, per neuron
