@@ -5,9 +5,10 @@
     python benchmarks/beyond_language.py --only vit      # one task (see --help for the names)
 
 Prints one markdown table: task, metric, ours, a reference figure (a peer trained in the same
-run where there is one, else a published or target figure), and the training time of ours
-(wall-clock seconds on this machine's CPU). Full runs also draw docs/img/vit_attention.png and
-docs/img/imagegpt_samples.png.
+run where there is one, else a published or target figure), and the training time of ours: wall
+clock and the process's CPU time (both threads), with the load average before and after, so that
+numbers taken on a busy machine can be read against an idle one. Full runs also draw
+docs/img/vit_attention.png and docs/img/imagegpt_samples.png.
 
 To add a task, write a function `quick -> list[Row]` and decorate it with `@task("name")`.
 """
@@ -33,7 +34,8 @@ class Row:
     metric: str
     ours: str
     reference: str
-    seconds: float | None = None  # training time of ours
+    seconds: float | None = None  # training time of ours, wall clock
+    cpu_seconds: float | None = None  # ... and the CPU time the process used meanwhile
 
 
 TASKS: dict[str, Callable[[bool], list[Row]]] = {}
@@ -48,18 +50,20 @@ def task(name: str):
 
 
 def timed_train(model, batches, recipe: dict, quick: bool, evaluate=None):
-    """Train with the recipe (a fifth of the steps when quick); returns the TrainResult."""
+    """Train with the recipe (a fifth of the steps when quick): (TrainResult, CPU seconds)."""
     from fromscratch.train import TrainConfig, train
 
     settings = dict(recipe["train"], progress=False)
     if quick:
         settings["max_steps"] = max(20, settings["max_steps"] // 5)
     settings["eval_interval"] = settings["max_steps"]  # evaluate once, at the end
-    return train(model, batches, TrainConfig(**settings), evaluate=evaluate)
+    cpu = time.process_time()
+    result = train(model, batches, TrainConfig(**settings), evaluate=evaluate)
+    return result, time.process_time() - cpu
 
 
 def train_cnn(train_set, test_set, quick: bool, seed: int = 0):
-    """The CNN baseline with its recipe: (model, test accuracy, seconds)."""
+    """The CNN baseline with its recipe: (model, test accuracy, wall seconds, CPU seconds)."""
     from fromscratch.data.images import ImageBatches
     from fromscratch.vit import CNN_RECIPE, CNNConfig, SmallCNN, accuracy
 
@@ -67,8 +71,8 @@ def train_cnn(train_set, test_set, quick: bool, seed: int = 0):
     cnn = SmallCNN(CNNConfig(**CNN_RECIPE["model"]))
     batches = ImageBatches(train_set, CNN_RECIPE["batch_size"], seed=seed,
                            max_shift=CNN_RECIPE["max_shift"], max_degrees=CNN_RECIPE["max_degrees"])
-    result = timed_train(cnn, batches, CNN_RECIPE, quick)
-    return cnn, accuracy(cnn, test_set.x, test_set.y), result.seconds
+    result, cpu = timed_train(cnn, batches, CNN_RECIPE, quick)
+    return cnn, accuracy(cnn, test_set.x, test_set.y), result.seconds, cpu
 
 
 # ---------------------------------------------------------------------------------------------
@@ -82,17 +86,17 @@ def vit_mnist(quick: bool) -> list[Row]:
     from fromscratch.vit import RECIPE, ViT, ViTConfig, accuracy, attention_rollout
 
     train_set, test_set = mnist_5k_split()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     logistic = LogisticRegression(max_iter=300).fit(train_set.x.flatten(1), train_set.y)
-    logistic_seconds = time.perf_counter() - start
+    logistic_seconds, logistic_cpu = time.perf_counter() - start, time.process_time() - cpu
     logistic_acc = logistic.score(test_set.x.flatten(1), test_set.y)
-    _, cnn_acc, cnn_seconds = train_cnn(train_set, test_set, quick)
+    _, cnn_acc, cnn_seconds, cnn_cpu = train_cnn(train_set, test_set, quick)
 
     torch.manual_seed(0)
     vit = ViT(ViTConfig(**RECIPE["model"]))
     batches = ImageBatches(train_set, RECIPE["batch_size"], seed=0,
                            max_shift=RECIPE["max_shift"], max_degrees=RECIPE["max_degrees"])
-    result = timed_train(vit, batches, RECIPE, quick)
+    result, vit_cpu = timed_train(vit, batches, RECIPE, quick)
     vit_acc = accuracy(vit, test_set.x, test_set.y)
     if not quick:
         x = test_set.x[::100][:8]  # one digit of each of 8 classes
@@ -110,11 +114,12 @@ def vit_mnist(quick: bool) -> list[Row]:
             if stem else f"ViT, patches {vit.config.patch_size}×{vit.config.patch_size}")
     return [
         Row("MNIST 4k/1k: logistic regression", "test accuracy", f"{logistic_acc:.1%}",
-            "≈ 89% (target figure)", logistic_seconds),
+            "≈ 89% (target figure)", logistic_seconds, logistic_cpu),
         Row("MNIST 4k/1k: small CNN", "test accuracy", f"{cnn_acc:.1%}", "≈ 98% in ≈ 20 s",
-            cnn_seconds),
+            cnn_seconds, cnn_cpu),
         Row(f"MNIST 4k/1k: {name}", "test accuracy", f"{vit_acc:.1%}",
-            f"CNN in this run: {cnn_acc:.1%}; target ≥ 98% in ≤ 300 s", result.seconds),
+            f"CNN in this run: {cnn_acc:.1%}; target ≥ 98% in ≤ 300 s", result.seconds,
+            vit_cpu),
     ]
 
 
@@ -131,14 +136,14 @@ def imagegpt_mnist(quick: bool) -> list[Row]:
     torch.manual_seed(0)
     model = ImageGPT(ImageGPTConfig(**RECIPE["model"]))
     batches = ImageBatches(train_set, RECIPE["batch_size"], seed=0, max_shift=RECIPE["max_shift"])
-    result = timed_train(model, batches, RECIPE, quick)
+    result, cpu = timed_train(model, batches, RECIPE, quick)
     bpd = model.bits_per_dim(test_set.x, test_set.y)
 
     # The judge: a CNN trained on the images as the model sees them (binary 14×14, enlarged).
     tokenizer = model.tokenizer
     as_tokens = [ImageSet(tokenizer.to_full_size(tokenizer.encode(s.x)), s.y)
                  for s in (train_set, test_set)]
-    cnn, cnn_acc, _ = train_cnn(*as_tokens, quick, seed=1)
+    cnn, cnn_acc, _, _ = train_cnn(*as_tokens, quick, seed=1)
     labels = torch.arange(10).repeat(10)  # 10 samples of each digit
     samples = tokenizer.to_full_size(
         model.sample(labels, generator=torch.Generator().manual_seed(0)))
@@ -150,7 +155,7 @@ def imagegpt_mnist(quick: bool) -> list[Row]:
     return [
         Row("MNIST 14×14 binary, 2×2 patch tokens: class-conditional GPT",
             "test NLL (bits/dim)", f"{bpd:.3f}", "uniform: 1.000; gzip-style coders ≈ 0.2–0.3",
-            result.seconds),
+            result.seconds, cpu),
         Row("... its class-conditional samples (100)", "CNN accuracy on samples",
             f"{sample_acc:.0%}", f"target ≥ 95%; same CNN on real test digits {cnn_acc:.1%}"),
     ]
@@ -166,11 +171,11 @@ def train_arithmetic(op: str, digits: int, reverse: bool, quick: bool):
     arithmetic_task = ar.ArithmeticTask(op=op, n_digits=digits, reverse=reverse)
     model = ar.make_model(arithmetic_task, digits + ar.EXTRA_DIGITS, **ar.RECIPE["model"])
     batches = ar.ArithmeticBatches(arithmetic_task, ar.RECIPE["batch_size"])
-    result = timed_train(model, batches, ar.RECIPE, quick)
+    result, cpu = timed_train(model, batches, ar.RECIPE, quick)
     n = 200 if quick else 1000
     scores = {d: ar.exact_match(model, arithmetic_task, ar.test_pairs(arithmetic_task, d, n))
               for d in range(1, digits + ar.EXTRA_DIGITS + 1)}
-    return scores, result.seconds
+    return scores, result.seconds, cpu
 
 
 @task("arithmetic")
@@ -179,12 +184,12 @@ def arithmetic_tasks(quick: bool) -> list[Row]:
     for op, digits, reverse, target in (("+", 3, True, "target ≥ 99%"),
                                         ("+", 3, False, "reversed answer: see row above"),
                                         ("*", 2, True, "")):
-        scores, seconds = train_arithmetic(op, digits, reverse, quick)
+        scores, seconds, cpu = train_arithmetic(op, digits, reverse, quick)
         name = {"+": "addition", "*": "multiplication"}[op]
         order = "answer reversed" if reverse else "answer in plain order"
         beyond = ", ".join(f"{d} digits {s:.0%}" for d, s in scores.items() if d > digits)
         rows.append(Row(f"{digits}-digit {name}, {order}", "exact match, held-out",
-                        f"{scores[digits]:.1%}", target, seconds))
+                        f"{scores[digits]:.1%}", target, seconds, cpu))
         rows.append(Row(f"... trained on ≤ {digits} digits, tested longer", "exact match",
                         beyond, "learned positions: expected near 0%"))
     return rows
@@ -206,11 +211,16 @@ _add_audio_music_tasks()
 
 # ---------------------------------------------------------------------------------------------
 def print_table(rows: list[Row]) -> None:
-    print("| task | metric | ours | reference | CPU time (s) |")
-    print("|---|---|---|---|---|")
+    print("| task | metric | ours | reference | training wall (s) | training CPU (s) |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
-        seconds = f"{r.seconds:.0f}" if r.seconds is not None else ""
-        print(f"| {r.task} | {r.metric} | {r.ours} | {r.reference} | {seconds} |")
+        wall, cpu = (f"{t:.0f}" if t is not None else "" for t in (r.seconds, r.cpu_seconds))
+        print(f"| {r.task} | {r.metric} | {r.ours} | {r.reference} | {wall} | {cpu} |")
+
+
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages: how many processes wanted the CPUs."""
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main(argv=None) -> int:
@@ -222,11 +232,12 @@ def main(argv=None) -> int:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__} with {torch.get_num_threads()} threads"
-          f"{', quick mode' if args.quick else ''}.\n")
+          f"{', quick mode' if args.quick else ''}; load average {load_average()}.\n")
     rows = []
     for name in args.only or list(TASKS):
         rows += TASKS[name](args.quick)
     print_table(rows)
+    print(f"\nLoad average at the end: {load_average()}.")
     return 0
 
 

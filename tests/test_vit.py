@@ -11,6 +11,7 @@ from fromscratch.errors import UserError
 from fromscratch.gpt import Block, GPTConfig
 from fromscratch.vit import (
     CNNConfig,
+    Distilled,
     EncoderBlock,
     SmallCNN,
     ViT,
@@ -18,6 +19,7 @@ from fromscratch.vit import (
     accuracy,
     attention_rollout,
     cls_attention_map,
+    distillation_loss,
     patchify,
 )
 
@@ -200,3 +202,42 @@ def test_predict_takes_uint8_and_matches_argmax():
     expected = model(pixels[:, None].float() / 255).argmax(-1)
     assert torch.equal(model.predict(pixels, batch_size=2), expected)
     assert F.softmax(model(pixels[:, None].float() / 255), -1).sum(-1).allclose(torch.ones(5))
+
+
+def test_distillation_loss_is_cross_entropy_plus_scaled_kl():
+    torch.manual_seed(0)
+    student, teacher, labels = torch.randn(6, 10), torch.randn(6, 10), torch.randint(0, 10, (6,))
+    ce = F.cross_entropy(student, labels)
+    assert torch.allclose(distillation_loss(student, teacher, labels, alpha=0.0), ce)
+    kl = F.kl_div(F.log_softmax(student / 3, -1), F.log_softmax(teacher / 3, -1),
+                  log_target=True, reduction="batchmean")  # torch's KL(teacher ‖ student)
+    got = distillation_loss(student, teacher, labels, alpha=0.25, temperature=3.0)
+    assert torch.allclose(got, 0.75 * ce + 0.25 * 9 * kl, atol=1e-6)
+    assert distillation_loss(student, student, labels, alpha=1.0).abs() < 1e-6  # q = p: KL 0
+
+
+def test_label_smoothing_is_the_smoothed_target_cross_entropy():
+    torch.manual_seed(0)
+    model = ViT(ViTConfig(image_size=8, patch_size=4, label_smoothing=0.1, **TINY))
+    x, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 3, 9, 3])
+    target = 0.9 * F.one_hot(y, 10) + 0.1 / 10
+    by_hand = -(target * F.log_softmax(model(x), -1)).sum(-1).mean()
+    assert torch.allclose(model.loss((x, y)), by_hand, atol=1e-6)
+    with pytest.raises(UserError, match="label_smoothing"):
+        ViTConfig(label_smoothing=1.0)
+
+
+def test_distilled_trains_only_the_student_and_keeps_the_teacher_in_eval_mode():
+    torch.manual_seed(0)
+    student = ViT(ViTConfig(image_size=8, patch_size=4, **TINY))
+    teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Dropout(0.5),
+                                  torch.nn.Linear(64, 10))
+    model = Distilled(student, teacher, alpha=0.5, temperature=2.0).train()
+    assert not teacher.training and student.training
+    x, y = torch.randn(4, 1, 8, 8), torch.tensor([1, 2, 3, 4])
+    loss = model.loss((x, y))
+    assert torch.allclose(loss, distillation_loss(student(x), teacher(x), y))  # teacher: eval
+    loss.backward()
+    assert all(p.grad is None for p in teacher.parameters())
+    assert all(p.grad is not None for p in student.parameters())
+    assert torch.equal(model(x), student(x))

@@ -54,6 +54,7 @@ class ViTConfig:
     bias: bool = True
     layer_norm_eps: float = 1e-5
     stem_channels: list[int] = field(default_factory=list)  # 3×3 stride-2 convs; [] = plain ViT
+    label_smoothing: float = 0.0  # training target: 1 − ε on the label, ε spread over all classes
 
     def __post_init__(self):
         self.stem_channels = list(self.stem_channels)
@@ -63,6 +64,8 @@ class ViTConfig:
                 raise UserError(f"ViTConfig.{name} must be a positive integer")
         if self.n_embd % self.n_head != 0:
             raise UserError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise UserError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         side = self.feature_side
         if side % self.patch_size != 0:
             raise UserError(
@@ -203,9 +206,11 @@ class ViT(nn.Module):
         return (logits, attentions) if return_attentions else logits
 
     def loss(self, batch) -> torch.Tensor:
-        """Mean cross-entropy of the labels: batch = (x (B, K, S, S), y (B,))."""
+        """Mean cross-entropy of the labels: batch = (x (B, K, S, S), y (B,)). With label
+        smoothing ε the target is (1 − ε) one-hot(y) + ε / V: a model is never pushed to
+        infinitely confident logits on 4,000 images it could otherwise memorise."""
         x, y = batch
-        return F.cross_entropy(self(x), y)
+        return F.cross_entropy(self(x), y, label_smoothing=self.config.label_smoothing)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
@@ -323,6 +328,55 @@ class SmallCNN(nn.Module):
         model = cls(CNNConfig(**config))
         load_checked(model, state, path)
         return model.eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# Distillation: a CNN teaches the ViT what it has built in
+# ---------------------------------------------------------------------------------------------
+def distillation_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, *,
+    alpha: float = 0.5, temperature: float = 2.0, label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """Knowledge distillation (Hinton, Vinyals & Dean, 2015), logits (B, V), labels (B,):
+
+        L = (1 − α) CE(y, s) + α T² KL(softmax(t / T) ‖ softmax(s / T))
+
+    The softened teacher says which wrong classes are *nearly* right (a 7 that looks like a 1):
+    more information per image than the label alone. The gradient of the KL term scales as
+    1 / T², so T² keeps the two terms comparable whatever T.
+    """
+    hard = F.cross_entropy(student_logits, labels, label_smoothing=label_smoothing)
+    log_q = F.log_softmax(teacher_logits / temperature, dim=-1)  # (B, V) teacher
+    log_p = F.log_softmax(student_logits / temperature, dim=-1)  # (B, V) student
+    soft = (log_q.exp() * (log_q - log_p)).sum(-1).mean()  # KL(q ‖ p), mean over the batch
+    return (1 - alpha) * hard + alpha * temperature**2 * soft
+
+
+class Distilled(nn.Module):
+    """A student trained on `distillation_loss` against a frozen teacher: `train` sees only the
+    student's parameters (the teacher's are frozen), and the teacher stays in eval mode."""
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, alpha: float = 0.5,
+                 temperature: float = 2.0):
+        super().__init__()
+        self.student, self.teacher = student, teacher.eval().requires_grad_(False)
+        self.alpha, self.temperature = alpha, temperature
+
+    def train(self, mode: bool = True) -> "Distilled":
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.student(x)
+
+    def loss(self, batch) -> torch.Tensor:
+        x, y = batch
+        with torch.no_grad():
+            teacher_logits = self.teacher(x)  # (B, V)
+        smoothing = getattr(getattr(self.student, "config", None), "label_smoothing", 0.0)
+        return distillation_loss(self.student(x), teacher_logits, y, alpha=self.alpha,
+                                 temperature=self.temperature, label_smoothing=smoothing)
 
 
 # ---------------------------------------------------------------------------------------------
