@@ -237,10 +237,13 @@ class ViT(nn.Module):
 # chosen). The convolutional stem and the random shifts/rotations are what let a ViT trained on
 # 4,000 digits approach a CNN: a plain ViT has to learn locality from the data.
 RECIPE = dict(
-    model=dict(stem_channels=[32, 64], patch_size=1, n_layer=3, n_head=4, n_embd=96),
+    model=dict(stem_channels=[32, 64], patch_size=1, n_layer=3, n_head=4, n_embd=96,
+               label_smoothing=0.1),
     batch_size=64, max_shift=2.0, max_degrees=10.0,
     train=dict(max_steps=1500, lr=3e-3, warmup_steps=100, weight_decay=0.05, betas=(0.9, 0.99)),
 )
+# `Distilled(vit, cnn, **DISTILLATION)`: the benchmark's second ViT learns from the CNN as well.
+DISTILLATION = dict(alpha=0.5, temperature=2.0)
 CNN_RECIPE = dict(
     model=dict(width=32, hidden=128), batch_size=64, max_shift=1.0, max_degrees=8.0,
     train=dict(max_steps=600, lr=2e-3, warmup_steps=50, weight_decay=0.05, betas=(0.9, 0.99)),
