@@ -11,17 +11,21 @@
 # ---
 
 # %% [markdown]
-# # Lesson 23 — From spikes to a Neural Data Transformer
+# # Lesson 23 — From spikes to a Neural Data Transformer and a generative model
 #
 # **Goal.** Infer smooth single-trial firing rates from a population's spikes with a
 # transformer, the Neural Data Transformer (NDT), and measure how well it does the way the
 # Neural Latents Benchmark does: co-smoothing bits per spike on neurons the model never sees.
 # You will simulate a population with known latent dynamics (so the true rates are known), look
 # at rasters and trial averages, build the classical smoothing baseline, train a tiny NDT, compare
-# inferred and true rates, and read what its attention does over time.
+# inferred and true rates, and read what its attention does over time. Then you will train a
+# conditional diffusion model that *generates* new trials of a condition, and judge the generated
+# trials the way a physiologist judges recordings: firing rates, Fano factors, pairwise
+# correlations and PSTHs.
 #
 # **Prerequisites.** Lesson 02 (attention) and lesson 03 (the transformer block); Poisson
-# distributions.
+# distributions; for part 6, lessons 14–16 (reverse diffusion, DDIM) and 21 (classifier-free
+# guidance).
 #
 # **Notation.** Trials $R$, time bins $T$ (width $\Delta$), neurons $N = N_\text{in} +
 # N_\text{out}$ (held-in, held-out). Counts $y_{n}(t)$, rates $\lambda_n(t)$ in expected counts
@@ -36,7 +40,15 @@ import torch
 
 from fromscratch.exercises import check, exercise
 from fromscratch.neuro.baselines import fit_poisson_glm, gaussian_smooth, glm_rates
-from fromscratch.neuro.metrics import bits_per_spike, null_rates, r_squared
+from fromscratch.neuro.generative import plot_generated_vs_real, train_generative
+from fromscratch.neuro.metrics import (
+    bits_per_spike,
+    compare_statistics,
+    fano_factors,
+    null_rates,
+    psths,
+    r_squared,
+)
 from fromscratch.neuro.ndt import poisson_nll, train_ndt
 from fromscratch.neuro.simulate import simulate_lorenz_population
 
@@ -190,6 +202,92 @@ assert torch.allclose(attention.sum(-1), torch.ones(n_bins), atol=1e-5)
 # dynamics": many noisy Poisson neurons, read together across time, pin down the few latent
 # variables that set every neuron's rate.
 #
+# ## 6. Generating trials: a conditional diffusion model
+#
+# An experiment repeats *conditions* (a stimulus, a reach target) many times, and every repeat
+# differs. A generative model of the population learns that whole distribution, $p(\text{trial}
+# \mid \text{condition})$: sample it and you get new, plausible trials, whose statistics can be
+# compared with held-out recordings, used as surrogate data, or probed in silico.
+#
+# We give the simulator conditions: the trials of condition $k$ start near one fixed state of the
+# Lorenz system (plus a random offset), so they share a time course, the PSTH, and diverge
+# as the chaos amplifies the offsets. Spike counts are whole numbers, mostly 0 or 1 per bin, and
+# a Gaussian diffusion model moves continuous values; so the model generates a trial's
+# standardized **log-rates** $x = (\log r - \mu_n)/s_n$ (a smooth $T \times N$ array) and the
+# spikes are drawn from the generated rates, $y \sim \mathrm{Poisson}(r)$, the way the data's
+# own spikes arise. Here the true rates are known; on a recording, the rates the NDT infers
+# take their place (`fromscratch neuro train-generative --rates-from NDT_DIR`).
+#
+# The diffusion pieces are those of lessons 14–21: $x_t = \sqrt{\bar\alpha_t}\,x_0 +
+# \sqrt{1-\bar\alpha_t}\,\varepsilon$ on a cosine schedule, a network predicting
+# $v = \sqrt{\bar\alpha_t}\,\varepsilon - \sqrt{1-\bar\alpha_t}\,x_0$ trained by the plain MSE,
+# the condition replaced by "none" ($\varnothing$) in 10% of the training examples, and DDIM
+# sampling with classifier-free guidance $\tilde v = v_\varnothing + w\,(v_c - v_\varnothing)$.
+# The network is the NDT's layout: a transformer over time bins, with the noise level and the
+# condition added to every token.
+
+# %%
+K = 3
+cond_data = simulate_lorenz_population(
+    n_trials=240 if FAST else 1000, n_neurons=20 if FAST else 40, n_bins=25 if FAST else 50,
+    bin_size=0.02, steps_per_bin=2, burn_in=200 if FAST else 500, n_conditions=K, seed=1)
+n_held = len(cond_data.spikes) // 5
+gen_train_rates, gen_train_c = cond_data.rates[:-n_held], cond_data.conditions[:-n_held]
+held_spikes, held_c = cond_data.spikes[-n_held:], cond_data.conditions[-n_held:]
+denoiser, _ = train_generative(
+    gen_train_rates, gen_train_c, K, max_steps=300 if FAST else 2000, seed=0,
+    progress=not FAST, **(dict(lr=5e-3, model_overrides=dict(n_layer=1, n_embd=32))
+                          if FAST else {}))
+gen_rates, gen_spikes = denoiser.generate(held_c, guidance=1.0, steps=20 if FAST else 50,
+                                          generator=torch.Generator().manual_seed(0))
+print(f"generated {tuple(gen_spikes.shape)} trials for conditions {held_c[:K].tolist()}...")
+plot_generated_vs_real(held_spikes, held_c, gen_spikes, held_c, K, 0.02)
+plt.show()
+
+# %% [markdown]
+# **Exercise.** The Fano factor $F_n = \mathrm{var}_r(Y_{rn}) / \mathrm{mean}_r(Y_{rn})$ of the
+# trial spike counts $Y_{rn} = \sum_t y_{rn}(t)$ is 1 for a Poisson neuron with a fixed rate;
+# above 1, the rate itself changes from trial to trial. Write it for the trials of one condition.
+
+# %%
+@exercise("fano_factor")
+def my_fano_factor(spikes: torch.Tensor) -> torch.Tensor:
+    # TODO: counts = spikes summed over time (dim 1), (trials, neurons);
+    #       return their variance over trials (unbiased) / their mean over trials
+    raise NotImplementedError
+
+
+check("fano_factor", my_fano_factor)
+
+# %%
+for k in range(K):
+    assert torch.allclose(my_fano_factor(held_spikes[held_c == k]).double(),
+                          fano_factors(held_spikes, held_c, K)[k], equal_nan=True)
+psth_rates = psths(cond_data.spikes[:-n_held], gen_train_c, K, 0.02).float() * 0.02
+psth_model = torch.poisson(psth_rates[held_c], generator=torch.Generator().manual_seed(0))
+for name, spikes in (("other real trials", cond_data.spikes[:n_held]),
+                     ("Poisson from the PSTH", psth_model), ("diffusion, w = 1", gen_spikes)):
+    stats = compare_statistics(held_spikes, held_c, spikes, cond_data.conditions[:n_held]
+                               if name == "other real trials" else held_c, K, 0.02)
+    print(f"{name:22s} rate r {stats['rate_r']:.3f}  Fano {stats['fano_gen']:.2f} "
+          f"(real {stats['fano_real']:.2f})  corr r {stats['corr_r']:.3f}  "
+          f"PSTH R² {stats['psth_r2']:.3f}")
+
+# %% [markdown]
+# **Reading the comparison.** Three questions, from easy to hard. *Firing rates*: any model that
+# knows each condition's PSTH gets the mean rates and the PSTHs (the trial average). *Fano
+# factors*: a Poisson neuron with a fixed time course has $F = 1$; the recorded (here: simulated)
+# neurons have $F > 1$ because their rates change from trial to trial, and only a model that
+# generates whole trials with that variability reproduces it — the Poisson-from-PSTH model
+# cannot. *Pairwise (noise) correlations*: neurons that read out the same latent state rise and
+# fall together from trial to trial; the pattern of which pairs are correlated is a fingerprint
+# of the shared low-dimensional dynamics, and "other real trials" shows how well it can be
+# matched at all with this many trials (sampling noise). The diffusion model learns these from
+# the rates of whole trials; guidance $w > 1$ trades diversity for typicality (lower Fano
+# factors), as it trades diversity for prompt-fidelity in text-to-image models.
+# In fast mode (300 steps of a one-layer model) the numbers are rough; the full mode trains the
+# benchmark's recipe, and `benchmarks/neural_data.py` measures all of this at full size.
+#
 # ## Summary
 #
 # - Single-trial rates must come from the population: trial averages erase non-stimulus-locked
@@ -197,5 +295,8 @@ assert torch.allclose(attention.sum(-1), torch.ones(n_bins), atol=1e-5)
 # - Co-smoothing bits per spike scores a model on neurons it never sees; 0 is a flat rate per
 #   neuron, the true rates set the ceiling.
 # - The NDT is BERT for spikes: a non-causal transformer, masked bins, a Poisson likelihood.
-# - `fromscratch neuro simulate|train|eval` and `benchmarks/neural_data.py` run the same pieces
-#   at full size.
+# - A conditional diffusion model of log-rates, with Poisson spikes drawn from them, generates new
+#   trials of a condition; judge it by rates, Fano factors, noise correlations and PSTHs against
+#   held-out trials, next to simple baselines.
+# - `fromscratch neuro simulate|train|eval|train-generative|generate` and
+#   `benchmarks/neural_data.py` run the same pieces at full size.
