@@ -218,6 +218,24 @@ class AutoencoderKL(nn.Module):
         """KL(N(μ, σ²) ‖ N(0, 1)) = ½ Σ (μ² + σ² − 1 − log σ²), summed per example: (B,)."""
         return 0.5 * (mean**2 + logvar.exp() - 1.0 - logvar).flatten(1).sum(dim=1)
 
+    # β of `loss`: a small KL weight keeps the latents near N(0, I) without blurring the images
+    kl_weight: float = 1e-5
+
+    def loss_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reconstruction MSE per pixel, KL per example averaged over the batch) for images
+        x (B, C, H, W) in [-1, 1], decoding one draw z ~ q(z | x)."""
+        mean, logvar = self.encode(x)
+        reconstruction = self.decode(self.sample(mean, logvar))
+        return F.mse_loss(reconstruction, x), self.kl(mean, logvar).mean()
+
+    def loss(self, batch) -> torch.Tensor:
+        """The VAE objective train.py minimises, MSE + β·KL (β = kl_weight), a negative ELBO
+        with a Gaussian decoder of fixed variance, up to scale. batch: images in [-1, 1], or
+        a tuple whose first entry they are."""
+        x = batch[0] if isinstance(batch, tuple | list) else batch
+        mse, kl = self.loss_terms(x)
+        return mse + self.kl_weight * kl
+
     @classmethod
     def from_diffusers(cls, path: str | Path) -> "AutoencoderKL":
         """Read a diffusers `AutoencoderKL` folder (config.json + safetensors weights)."""
