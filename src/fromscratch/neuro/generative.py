@@ -18,18 +18,23 @@ rates an NDT infers (ndt.NDT.infer_rates) take their place.
 
 The diffusion pieces are those of the diffusion track (derived in lessons 12–16 and 21):
 
-    x_t = √ᾱ_t x0 + √(1 − ᾱ_t) ε,  t ∈ {0..999}       cosine schedule (sde.DiscreteSchedule)
-    L = E ‖ε_θ(x_t, t, c) − ε‖²                       losses.dsm_loss, ε-prediction
+    x_t = α_t x0 + σ_t ε,  α_t = √ᾱ_t, σ_t = √(1 − ᾱ_t), t ∈ {0..999}   cosine schedule
+    L = E ‖v_θ(x_t, t, c) − v‖²,  v = α_t ε − σ_t x0    losses.dsm_loss, v-prediction
     c replaced by ∅ (the index K) with probability p    one network, conditional + unconditional
-    ε̃ = ε_θ(x_t, t, ∅) + w (ε_θ(x_t, t, c) − ε_θ(x_t, t, ∅))   guidance.guided; w = 1: p(x | c)
+    ṽ = v_θ(x_t, t, ∅) + w (v_θ(x_t, t, c) − v_θ(x_t, t, ∅))   guidance.guided; w = 1: p(x | c)
     x0 from DDIM (samplers.ddim): deterministic given x_T, so a seed fixes a trial
+
+Why v and not ε: at the noisiest steps of the cosine schedule α_t ≈ 0, and an ε-network's
+x̂0 = (x_t − σ_t ε̂)/α_t multiplies its error by 1/α_t (after a short training its samples
+blow up); x̂0 = α_t x_t − σ_t v̂ from a v-network does not. Guidance combines v as it combines ε
+(both are affine in ε at fixed x_t, targets.py).
 
 The denoiser is a transformer over time: one token per bin, the NDT's layout with the noise level
 and the condition added to every token:
 
     h = x_t W_in + E_pos + MLP(fourier(log σ_t/α_t)) + E_cond[c]     (B, T, C)
     h = EncoderBlock(h) × L                                           every bin sees every bin
-    ε̂ = LN(h) W_out                                                   (B, T, N)
+    v̂ = LN(h) W_out                                                   (B, T, N)
 """
 
 import os
@@ -79,7 +84,7 @@ class GenerativeConfig:
 
 
 class ConditionalDenoiser(nn.Module):
-    """ε_θ(x_t, t, c) on standardized log-rates; `loss`, `sample`, `generate` (see module doc)."""
+    """v_θ(x_t, t, c) on standardized log-rates; `loss`, `sample`, `generate` (see module doc)."""
 
     prediction = "v"
 
@@ -115,7 +120,7 @@ class ConditionalDenoiser(nn.Module):
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, condition: torch.Tensor
                 ) -> torch.Tensor:
-        """ε̂ (B, T, N) for noisy trials x_t (B, T, N), timestep indices t (B,), conditions (B,)
+        """v̂ (B, T, N) for noisy trials x_t (B, T, N), timestep indices t (B,), conditions (B,)
         (the index K = n_conditions for ∅)."""
         B, T, N = x_t.shape
         u = torch.log(self.schedule.sigma(t) / self.schedule.alpha(t)).to(x_t)  # (B,)
@@ -140,7 +145,7 @@ class ConditionalDenoiser(nn.Module):
         return condition.masked_fill(dropped.to(condition.device), self.null_condition)
 
     def loss(self, batch, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Denoising score matching (ε-MSE) of a batch (x0 (B, T, N) standardized, c (B,))."""
+        """Denoising score matching (v-MSE) of a batch (x0 (B, T, N) standardized, c (B,))."""
         x0, condition = batch
         condition = self.drop_conditions(condition, generator)
         return dsm_loss(lambda x, t: self(x, t, condition), self.prediction, x0, self.schedule,
