@@ -71,6 +71,21 @@ def test_train_refuses_an_earlier_run_unless_resume_or_overwrite(tmp_path, capsy
     assert code == 0 and "at step 2" in text
     code, text, _ = run(capsys, *common[:-1], "3", "--resume")  # one more step
     assert code == 0 and "at step 3" in text
+    # spikes without rates: the diffusion model learns the rates this NDT infers
+    spikes_only = tmp_path / "spikes.npz"
+    np.savez(spikes_only, spikes=np.load(data)["spikes"])
+    gen = tmp_path / "gen"
+    code, text, _ = run(capsys, "neuro", "train-generative", "--data", str(spikes_only),
+                        "--out", str(gen), "--rates-from", str(out), "--valid-trials", "2",
+                        "--max-steps", "1")
+    assert code == 0 and "every trial is condition 0" in text and "at step 1" in text
+    from fromscratch.neuro.generative import ConditionalDenoiser
+
+    inferred = NDT.from_pretrained(out).infer_rates(torch.from_numpy(
+        np.load(data)["spikes"]).float()[:8])  # the 8 training trials
+    log_rates = inferred.clamp_min(1e-4).log()
+    assert torch.allclose(ConditionalDenoiser.from_pretrained(gen).log_rate_mean,
+                          log_rates.mean((0, 1)), atol=1e-5)
 
 
 def test_train_generative_and_generate(tmp_path, capsys):
