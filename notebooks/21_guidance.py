@@ -51,7 +51,7 @@ from fromscratch.unet import UNet, UNetConfig
 from fromscratch.vae import AutoencoderKL, VAEConfig
 
 FAST = os.environ.get("FROMSCRATCH_FAST") == "1"
-N_PER_CLASS = 1000 if FAST else 20_000
+N_PER_CLASS = 1000 if FAST else 10_000
 STEPS = 25 if FAST else 50
 SCALES = [0.0, 1.0, 2.0, 4.0, 7.0]
 torch.manual_seed(0)
@@ -212,7 +212,9 @@ print("w = 0: the unconditional sampler; w = 1: the conditional sampler; "
 # **Accuracy**: the fraction of samples whose exact posterior class $\arg\max_k p_0(k\mid x)$
 # is the class they asked for. **Spread**: the root-mean-square distance of a class's samples
 # from their own mean, $\sqrt{\operatorname{tr}\operatorname{Cov}}$ — the diversity within the
-# class (the class's true spread is $\sqrt{\operatorname{tr}\Sigma_k}$).
+# class (the class's true spread is $\sqrt{\operatorname{tr}\Sigma_k}$). **Typicality**: the
+# mean log-density $\log p_0(x)$ of the samples under the data's distribution (for data drawn
+# from it, its negative entropy).
 
 # %%
 def accuracy(x):
@@ -225,16 +227,20 @@ def spread(x):
 
 
 true_spread = float(np.mean([covs[k].trace().sqrt().item() for k in range(3)]))
-table = {w: (accuracy(x), spread(x)) for w, x in samples.items()}
-print(f"class spread of the data: {true_spread:.3f}")
-print(" w | accuracy | spread")
-for w, (acc, s) in table.items():
-    print(f"{w:2.0f} |   {acc:.3f}  | {s:.3f}")
-accuracies = [acc for acc, _ in table.values()]
-spreads = [s for _, s in table.values()]
+data_log_p = mixture.log_prob(mixture.sample(100_000, torch.Generator().manual_seed(2))).mean()
+table = {w: (accuracy(x), spread(x), mixture.log_prob(x).mean().item())
+         for w, x in samples.items()}
+print(f"the data: class spread {true_spread:.3f}, mean log p0(x) {data_log_p:.3f}")
+print(" w | accuracy | spread | mean log p0(x)")
+for w, (acc, s, log_p0) in table.items():
+    print(f"{w:2.0f} |   {acc:.3f}  | {s:.3f}  | {log_p0:.3f}")
+accuracies = [acc for acc, _, _ in table.values()]
+spreads = [s for _, s, _ in table.values()]
 assert accuracies[0] < accuracies[1] < accuracies[2] <= accuracies[3] <= accuracies[4]
 assert all(a > b for a, b in zip(spreads[1:-1], spreads[2:], strict=True))  # less diverse
 assert abs(table[1.0][1] - true_spread) < 0.05  # w = 1 keeps the class's own spread
+assert abs(table[1.0][2] - data_log_p) < 0.05  # ... and is as typical as the data
+assert table[7.0][2] < data_log_p - 1  # strong guidance leaves the data's bulk
 
 # %%
 fig, axes = plt.subplots(1, len(SCALES) + 1, figsize=(19, 3.6))
@@ -262,9 +268,11 @@ plt.show()
 # %% [markdown]
 # Colour = the class asked for. With $w = 0$ the request is ignored (accuracy ≈ the class's
 # share of the data); $w = 1$ samples each class exactly, overlaps included, so some samples
-# land where another class is more likely; larger $w$ pushes them out of the overlaps, toward
-# the far side of their class, and squeezes them together: accuracy up, diversity down. Stable
-# Diffusion's default $w = 7.5$ lives at the far right of this curve.
+# land where another class is more likely; larger $w$ pushes them out of the overlaps, to the
+# far side of their class and beyond, and squeezes them together: accuracy up, diversity down,
+# and, by $w = 7$, samples in the data's thin outskirts (the mean $\log p_0$ column): images that
+# are unmistakably "of the class" but exaggerated — the over-saturated look of strongly guided
+# Stable Diffusion images. Its default $w = 7.5$ lives at the far right of this curve.
 #
 # **What guidance does not do.** At each $t$ the guided score is the score of
 # $p_t(x)\,p_t(c\mid x)^w$, but these tilted densities, one per $t$, are not the noisy versions
