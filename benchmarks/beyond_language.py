@@ -276,8 +276,10 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="a fifth of the training steps")
     parser.add_argument("--only", choices=sorted(TASKS), action="append",
                         help="run only this task (repeatable)")
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
+                        help="torch threads (1 on a machine shared with other jobs)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(args.threads)
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__} with {torch.get_num_threads()} threads"
           f"{', quick mode' if args.quick else ''}; load average {load_average()}.\n")
