@@ -235,7 +235,7 @@ def evaluate(vae, images):
 
 
 test_images = test_set.x[:200] if FAST else test_set.x
-steps = 20 if FAST else 1500
+steps = 20 if FAST else 1000
 start, cpu = time.perf_counter(), time.process_time()
 result = train(VAEObjective(vae, BETA), ImageBatches(train_set, 32, seed=0),
                TrainConfig(max_steps=steps, lr=2e-3, warmup_steps=max(steps // 20, 1),
