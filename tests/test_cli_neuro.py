@@ -1,11 +1,13 @@
 """`fromscratch neuro simulate|train|eval` end to end on a tiny population; one-line errors."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 
 from fromscratch.cli import main
+from fromscratch.commands.neuro import _bin_size
 from fromscratch.neuro.ndt import NDT
 
 
@@ -104,8 +106,13 @@ def test_train_generative_and_generate(tmp_path, capsys):
     trials, plot = tmp_path / "trials.npz", tmp_path / "psth.png"
     code, text, _ = run(capsys, "neuro", "generate", "--ckpt", str(out), "--condition", "1",
                         "--trials", "4", "--steps", "3", "-o", str(trials), "--plot", str(plot),
-                        "--data", str(data), "--valid-trials", "8", "--bin-size", "0.01")
+                        "--data", str(data), "--valid-trials", "8")
     assert code == 0 and plot.stat().st_size > 10_000, text
+    args = SimpleNamespace(bin_size=None, data=str(data))
+    assert _bin_size(args) == 0.01 == float(np.load(data)["bin_size"])  # read from the file
+    np.savez(tmp_path / "coarse.npz", spikes=np.load(data)["spikes"], bin_size=np.array(0.05))
+    assert _bin_size(SimpleNamespace(bin_size=None, data=str(tmp_path / "coarse.npz"))) == 0.05
+    assert _bin_size(SimpleNamespace(bin_size=0.02, data=str(tmp_path / "coarse.npz"))) == 0.02
     with np.load(trials) as archive:
         assert archive["spikes"].shape == archive["rates"].shape == (4, 8, 5)
         assert archive["conditions"].tolist() == [1, 1, 1, 1]

@@ -193,10 +193,23 @@ def cmd_generate(args) -> None:
         relabel[torch.tensor(list(wanted))] = torch.arange(len(wanted))
         try:
             plot_generated_vs_real(held_out[keep], relabel[held_out_conditions[keep]], spikes,
-                                   relabel[conditions], len(wanted), args.bin_size, args.plot)
+                                   relabel[conditions], len(wanted), _bin_size(args), args.plot)
         except ValueError as err:
             raise UserError(f"{args.data}: {err} among the held-out trials") from err
         print(f"PSTHs and statistics, generated vs held-out real trials -> {args.plot}")
+
+
+def _bin_size(args) -> float:
+    """--bin-size, else the "bin_size" that `simulate` stores in --data, else 10 ms."""
+    if args.bin_size is not None:
+        return args.bin_size
+    import numpy as np
+
+    if Path(args.data).suffix == ".npz":
+        with np.load(args.data, allow_pickle=False) as archive:
+            if "bin_size" in archive.files:
+                return float(archive["bin_size"])
+    return 0.01
 
 
 def _training_options(p) -> None:
@@ -259,5 +272,6 @@ def register(commands) -> None:
     p.add_argument("--plot", help="a .png of PSTHs and statistics against --data's held-out trials")
     p.add_argument("--data", help="the real trials, for --plot")
     p.add_argument("--valid-trials", type=positive_int, default=50)
-    p.add_argument("--bin-size", type=positive_float, default=0.01, help="seconds, for --plot")
+    p.add_argument("--bin-size", type=positive_float,
+                   help="seconds, for --plot (default: --data's bin_size, else 0.01)")
     p.set_defaults(func=cmd_generate)
