@@ -1,6 +1,6 @@
 """How far each sampler's samples are from the truth, against the number of model evaluations.
 
-    python benchmarks/sampler_error.py [--quick] [--samples 10000] [--train-seconds 120]
+    python benchmarks/sampler_error.py [--quick] [--samples 10000] [--train-steps 10000]
                                        [--img docs/img]
 
 1. Exact score. Data: the 3-component 2-D Gaussian mixture of `toy_mixture("mixture")`, whose
@@ -12,7 +12,9 @@
    solution; the mean per-sample distance to it, and the log-log slope of that error against NFE
    (fitted over NFE ≥ 20), compared with theory (Euler 1, Heun 2, DPM-Solver++(2M) 2) ± 0.3.
 3. Learned score. The same table as 1, with a small MLP trained by denoising score matching
-   (and one trained by flow matching, for the flow samplers) for at most --train-seconds each.
+   (and one trained by flow matching, for the flow samplers) for --train-steps steps each: a
+   fixed number, so the result does not depend on how busy the machine is (10,000 steps take
+   about 100 s on one core of an idle machine; the time taken is printed).
 4. Loop overhead: our DDPM / DDIM / DPM-Solver++ loops against diffusers' scheduler loops, with a
    model that costs nothing, so the time per step is the sampler's own bookkeeping.
 
@@ -327,14 +329,14 @@ def plot_score_fields(exact_score, learned_score, path, times=(0.05, 0.2, 0.5)):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="2,000 samples, NFE ≤ 100, 20 s of training")
+                        help="2,000 samples, NFE ≤ 100, 2,000 training steps")
     parser.add_argument("--samples", type=int, default=None)
-    parser.add_argument("--train-seconds", type=float, default=None)
+    parser.add_argument("--train-steps", type=int, default=None)
     parser.add_argument("--img", default=str(Path(__file__).resolve().parents[1] / "docs" / "img"))
     args = parser.parse_args()
     n = args.samples or (2000 if args.quick else 10_000)
     nfes = NFES[:5] if args.quick else NFES
-    train_seconds = args.train_seconds or (20.0 if args.quick else 120.0)
+    train_steps = args.train_steps or (2_000 if args.quick else 10_000)
     torch.set_num_threads(1)  # 2-D points: too little work per op to share between threads
     img = Path(args.img)
     img.mkdir(parents=True, exist_ok=True)
@@ -361,17 +363,17 @@ def main():
     conv_nfes = nfes if not args.quick else [10, 20, 50, 100, 200]
     conv, conv_evals = convergence(sde, min(n, 2000), conv_nfes)
 
-    print(f"3. learned score (training ≤ {train_seconds:.0f} s each)")
+    print(f"3. learned score ({train_steps:,} training steps each)")
     from fromscratch.diffusion.toy import ToyDiffusion, ToyFlow, train_toy
 
     torch.manual_seed(0)
     diffusion = ToyDiffusion(sde, prediction="eps")
     start = time.perf_counter()
-    train_toy(diffusion, "mixture", steps=20_000, max_time=train_seconds, progress=False)
+    train_toy(diffusion, "mixture", steps=train_steps, progress=False)
     diffusion_time = time.perf_counter() - start
     flow = ToyFlow()
     start = time.perf_counter()
-    train_toy(flow, "mixture", steps=20_000, max_time=train_seconds, progress=False)
+    train_toy(flow, "mixture", steps=train_steps, progress=False)
     flow_time = time.perf_counter() - start
     learned_models = {name: (diffusion, "eps", torch.float32) for name in SDE_SAMPLERS}
     learned_models.update({name: (flow, "velocity", torch.float32) for name in FLOW_SAMPLERS})
@@ -382,10 +384,10 @@ def main():
 
     # ------------------------------------------------------------------ report
     print("\n## Results\n")
-    print_distance_table(f"Exact score vs learned score ({n:,} samples; learned: MLP trained "
-                         f"{diffusion_time:.0f} s by DSM, ε-prediction; flow: {flow_time:.0f} s "
-                         f"by flow matching)", exact, SDE_SAMPLERS + FLOW_SAMPLERS, nfes,
-                         floor_values, learned)
+    title = (f"Exact score vs learned score ({n:,} samples; learned: MLP trained {train_steps:,} "
+             f"steps ({diffusion_time:.0f} s) by DSM, ε-prediction; flow: {train_steps:,} steps "
+             f"({flow_time:.0f} s) by flow matching)")
+    print_distance_table(title, exact, SDE_SAMPLERS + FLOW_SAMPLERS, nfes, floor_values, learned)
     print("Adaptive RK45 on the probability flow ODE (exact score):\n")
     print("| rtol = atol | NFE | sliced W2 | MMD |\n|---|---|---|---|")
     for rtol, nfe, sw, m in rk45:
