@@ -234,8 +234,8 @@ def evaluate(vae, images):
     return {"test_mse": mse, "test_kl": kl}
 
 
-test_images = test_set.x[:200] if FAST else test_set.x
-steps = 20 if FAST else 1000
+test_images = test_set.x[::10] if FAST else test_set.x  # sorted by class: every 10th
+steps = 8 if FAST else 1000
 start, cpu = time.perf_counter(), time.process_time()
 result = train(VAEObjective(vae, BETA), ImageBatches(train_set, 32, seed=0),
                TrainConfig(max_steps=steps, lr=2e-3, warmup_steps=max(steps // 20, 1),
@@ -245,15 +245,17 @@ result = train(VAEObjective(vae, BETA), ImageBatches(train_set, 32, seed=0),
 vae.eval()
 print(f"{result.step} steps in {time.perf_counter() - start:.0f} s "
       f"({time.process_time() - cpu:.0f} s of CPU)")
-metrics = evaluate(vae, test_images)
-vae.eval()
-print(f"test reconstruction MSE {metrics['test_mse']:.4f} (pixels in [-1, 1]), "
-      f"KL {metrics['test_kl']:.1f} nats per image ({metrics['test_kl'] / 256:.2f} per latent)")
+at_start = next(record for record in result.history if "test_mse" in record)  # step 0
+mse, kl = result.last("test_mse"), result.last("test_kl")
+print(f"test reconstruction MSE {mse:.4f} (pixels in [-1, 1]; {at_start['test_mse']:.4f} "
+      f"untrained), KL {kl:.1f} nats per image ({kl / 256:.2f} per latent)")
 baseline = F.mse_loss(to_vae(test_images)[..., 2:30, 2:30],
                       to_vae(train_set.x).mean(0)[..., 2:30, 2:30].expand(len(test_images), -1,
                                                                              -1, -1)).item()
 print(f"for scale: predicting the average digit gives MSE {baseline:.4f}")
-assert metrics["test_mse"] < baseline
+assert mse < at_start["test_mse"]
+if not FAST:  # trained for real: far better than the average digit
+    assert mse < baseline / 10
 
 # %% [markdown]
 # Digits and their reconstructions, and the four latent channels of each (8×8, red positive,
@@ -261,7 +263,7 @@ assert metrics["test_mse"] < baseline
 # code — which is why a UNet with convolutions suits them as well as it suits pixels.
 
 # %%
-show = test_set.x[:6]
+show = test_set.x[::100][:6]  # the test set is sorted by class: digits 0 to 5
 with torch.no_grad():
     mean, logvar = vae.encode(to_vae(show))
     reconstruction = vae.decode(mean)
@@ -281,7 +283,8 @@ plt.show()
 
 # %% [markdown]
 # With a small $\beta$, the VAE's own prior is a poor generator: decoding $z \sim \mathcal N(0, I)$
-# gives blurs, not digits, because the encoder's $q(z\mid x)$ do not cover $\mathcal N(0, I)$.
+# gives scattered fragments of strokes, not digits, because the encoder's $q(z\mid x)$ do not
+# cover $\mathcal N(0, I)$ (the KL per image stays in the hundreds of nats).
 # That is the job left to the diffusion model: learn $p(z)$ on the latents.
 
 # %%
