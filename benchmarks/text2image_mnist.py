@@ -133,6 +133,13 @@ def score(images, digits, judge, real_test) -> dict:
             "fid": frechet_distance(features(judge, images), real_test)}
 
 
+def real_floor(judge, train_set, real_test, n: int) -> float:
+    """FID of n random real training digits (all classes) to the held-out ones: the best a
+    model scored on n samples can hope for."""
+    pick = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(0))[:n]
+    return frechet_distance(features(judge, train_set.x[pick]), real_test)
+
+
 # ---------------------------------------------------------------------------------------------
 # Pixel space at equal training time
 # ---------------------------------------------------------------------------------------------
@@ -288,7 +295,7 @@ def main() -> None:
 
     prompts, digits = held_out_requests(per_digit)
     real_test = features(judge, test_set.x)
-    floor = frechet_distance(features(judge, train_set.x[: len(prompts)]), real_test)
+    floor = real_floor(judge, train_set, real_test, len(prompts))
     rows = {}
     for w in GUIDANCE:
         images, cpu, wall = cpu_and_wall(lambda w=w: generate(pipe, prompts, w, args))
@@ -345,8 +352,10 @@ def main() -> None:
         f"{latent_step_cpu:.3f} |",
         f"| pixel UNet (28×28): CPU s per training step | {pixel_step_cpu:.3f} "
         f"({pixel_step_cpu / latent_step_cpu:.1f}× the latent UNet's) |",
-        f"| pixel UNet, same {latent_unet_cpu:.0f} CPU s ({pixel_steps} steps), w = {best:g}: "
-        f"accuracy / FID | {pixel['accuracy']:.3f} / {pixel['fid']:.2f} |",
+        f"| pixel UNet, same {latent_unet_cpu:.0f} CPU s ({pixel_steps} steps), w = {best:g}, "
+        f"{len(pixel_prompts)} samples: accuracy / FID (floor at {len(pixel_prompts)}) | "
+        f"{pixel['accuracy']:.3f} / {pixel['fid']:.2f} "
+        f"({real_floor(judge, train_set, real_test, len(pixel_prompts)):.2f}) |",
         f"| pixel model samples per second (wall) | {pixel['per_s']:.1f} |",
         f"| load average (1 min) during the run: min / max | {min(loads):.1f} / "
         f"{max(loads):.1f} |",

@@ -52,7 +52,7 @@ SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.01
 SIDE = 28  # MNIST digits are 28 × 28
 
 # What `fromscratch sd train` and the benchmark train: sized for a shared 2-core CPU. Costs on one
-# core (process time): VAE ≈ 0.4 s a step, latent UNet ≈ 0.25 s a step, both at batch 32
+# core (process time): VAE ≈ 0.4 s a step, latent UNet ≈ 0.3 s a step, both at batch 32
 # (benchmarks/text2image_mnist.py measures them).
 RECIPES = {
     "mnist": dict(
