@@ -1,6 +1,7 @@
 """Arithmetic as sequence modelling: the text format, the answer-only targets, held-out problems
 never trained on, the loss at initialisation, and a tiny GPT that memorises a few sums."""
 
+import json
 import math
 
 import numpy as np
@@ -133,6 +134,17 @@ def test_a_tiny_gpt_memorises_a_few_sums_and_solve_reads_its_answers(tmp_path):
     assert torch.equal(loaded(batch[0]), model(batch[0]))
     with pytest.raises(UserError, match="no arithmetic.json"):
         arithmetic.load(tmp_path)
+
+
+def test_a_task_file_without_the_pad_field_is_read_as_unpadded(tmp_path):
+    task = ArithmeticTask(n_digits=2)
+    arithmetic.save(make_model(task, 2, n_layer=1, n_head=1, n_embd=8), task, tmp_path)
+    fields = json.loads((tmp_path / "arithmetic.json").read_text())
+    del fields["pad"]  # as written before operands were padded
+    (tmp_path / "arithmetic.json").write_text(json.dumps(fields))
+    _, loaded_task = arithmetic.load(tmp_path)
+    assert loaded_task.pad is False
+    assert loaded_task.prompt(3, 45) == "3+45="
 
 
 def test_problems_longer_than_the_model_reads_get_no_answer():

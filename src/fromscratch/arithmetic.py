@@ -216,7 +216,8 @@ def load(folder: str | os.PathLike) -> tuple[GPT, ArithmeticTask]:
         raise UserError(f"{folder} has no arithmetic.json: give a folder written by "
                         "`fromscratch arithmetic train`")
     try:
-        task = ArithmeticTask(**json.loads(task_file.read_text()))
+        # a folder saved before operands were padded has no "pad" field: it was trained unpadded
+        task = ArithmeticTask(**{"pad": False, **json.loads(task_file.read_text())})
     except (json.JSONDecodeError, TypeError) as err:
         raise UserError(f"cannot read {task_file}: {err}") from err
     model = GPT.from_pretrained(folder)
