@@ -98,22 +98,6 @@ def padded_work(n: int, batch_size: int) -> dict[str, tuple[int, float]]:
     return {"real": real, "ours": cost(by_tokens), "theirs": cost(by_characters)}
 
 
-def matmul_peak_gflops(threads: int, n: int = 1024, repeats: int = 20) -> float:
-    """This machine's fp32 matmul rate (best of three): what a compute-bound model can reach."""
-    import torch
-
-    torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            a @ b
-        best = min(best, (time.perf_counter() - start) / repeats)
-    return 2 * n**3 / best / 1e9
-
-
 def run_side(side: str, args, folder: Path) -> dict:
     out = str(folder / side)
     command = [sys.executable, __file__, "--child", side, "--n", str(args.n),
@@ -173,7 +157,11 @@ def main() -> None:
     print(f"| model GFLOPs ({real_flops / 1e9:.0f} for the real tokens alone) "
           f"| {ours_flops / 1e9:.0f} | {their_flops / 1e9:.0f} "
           f"| {ours_flops / their_flops:.2f}× |")
-    peak = matmul_peak_gflops(ours["threads"])
+    import torch
+    from gpt_shakespeare import matmul_peak_gflops  # a script beside this one
+
+    torch.set_num_threads(ours["threads"])
+    peak = matmul_peak_gflops()
     ours_rate_flops = ours_flops / ours["seconds"] / 1e9
     their_rate_flops = their_flops / theirs["seconds"] / 1e9
     print(f"| achieved GFLOP/s (fp32 matmul peak here: {peak:.0f}) "
