@@ -43,7 +43,6 @@ from fromscratch.latent_diffusion import (
     DiffusionBatches,
     PixelSpace,
     PromptEmbeddings,
-    frechet_distance,
     is_pipeline,
     load_pipeline,
     record_cross_attention,
@@ -51,6 +50,7 @@ from fromscratch.latent_diffusion import (
     train_diffusion,
     train_mnist,
 )
+from fromscratch.metrics import frechet_distance
 from fromscratch.text2image import StableDiffusion
 from fromscratch.text_encoder import BertTextEncoder
 from fromscratch.train import TrainConfig, train

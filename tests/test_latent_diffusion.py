@@ -18,12 +18,12 @@ from fromscratch.latent_diffusion import (
     PromptEmbeddings,
     attention_mask,
     check_prompts,
-    frechet_distance,
     load_pipeline,
     record_cross_attention,
     save_pipeline,
     sd_schedule,
 )
+from fromscratch.metrics import frechet_distance
 from fromscratch.text2image import StableDiffusion
 from fromscratch.text_encoder import BertTextEncoder
 from fromscratch.tokenizers import WordPieceTokenizer

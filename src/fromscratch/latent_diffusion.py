@@ -453,22 +453,3 @@ def record_cross_attention(unet: UNet):
     finally:
         for handle in handles:
             handle.remove()
-
-
-def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Fréchet distance of Gaussians fitted to features a (N, F) and b (M, F) (FID's formula):
-
-        ‖μ_a − μ_b‖² + Tr(Σ_a + Σ_b − 2 (Σ_a Σ_b)^½),
-
-    with Tr (Σ_a Σ_b)^½ = Σ √λ_i over the eigenvalues λ_i of Σ_a^½ Σ_b Σ_a^½ (symmetric, ≥ 0,
-    the same eigenvalues as Σ_a Σ_b)."""
-    a, b = a.double(), b.double()
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    features = a.shape[1]
-    cov_a = torch.cov(a.T).reshape(features, features)  # (F, F), also for F = 1
-    cov_b = torch.cov(b.T).reshape(features, features)
-    values, vectors = torch.linalg.eigh(cov_a)
-    root_a = vectors @ torch.diag(values.clamp(min=0).sqrt()) @ vectors.T  # Σ_a^½
-    middle = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp(min=0)
-    trace = torch.trace(cov_a) + torch.trace(cov_b) - 2 * middle.sqrt().sum()
-    return float(((mu_a - mu_b) ** 2).sum() + trace)
