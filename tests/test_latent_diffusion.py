@@ -7,6 +7,7 @@ import re
 import pytest
 import torch
 
+from fromscratch.attention import padding_mask
 from fromscratch.bert import BertConfig, BertModel
 from fromscratch.data.prompts import HELD_OUT_TEMPLATES, TRAIN_TEMPLATES, PromptSet
 from fromscratch.diffusion import samplers
@@ -16,7 +17,6 @@ from fromscratch.latent_diffusion import (
     ConditionalDiffusion,
     DiffusionBatches,
     PromptEmbeddings,
-    attention_mask,
     check_prompts,
     load_pipeline,
     record_cross_attention,
@@ -186,7 +186,7 @@ def plain_sample(pipe, prompts, latents, sampler, steps, guidance=None):
     null, null_mask = pipe.text_encoder.encode([""] * len(prompts))
 
     def eps(x, t, context, mask):
-        return pipe.unet(x, t, context, attention_mask(mask))
+        return pipe.unet(x, t, context, padding_mask(mask))
 
     if guidance is None:  # the unconditional model
         def model(x, t):
@@ -292,7 +292,7 @@ def test_recorded_cross_attention_reproduces_the_layer_output():
     mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])
     h = block.norm2(torch.randn(2, 5, 8))
     with record_cross_attention(block) as maps, torch.no_grad():
-        out = block.attn2(h, context, attention_mask(mask))
+        out = block.attn2(h, context, padding_mask(mask))
     (probs,) = maps  # (B, N, T): one head, so the mean over heads is that head
     torch.testing.assert_close(probs.sum(-1), torch.ones(2, 5))
     assert (probs[0, :, 3] == 0).all() and (probs[1, :, 2:] == 0).all()

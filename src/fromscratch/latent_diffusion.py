@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fromscratch.attention import padding_mask
 from fromscratch.checkpoint import save_json_atomic
 from fromscratch.data.images import step_generator
 from fromscratch.data.prompts import PromptSet
@@ -159,11 +160,6 @@ class DiffusionBatches:
 # ---------------------------------------------------------------------------------------------
 # The UNet and its objective
 # ---------------------------------------------------------------------------------------------
-def attention_mask(mask: torch.Tensor) -> torch.Tensor:
-    """Token mask (B, T), 1 = real token → the UNet's (B, 1, 1, T) boolean, True = attend."""
-    return mask.bool()[:, None, None, :]
-
-
 class ConditionalDiffusion(nn.Module):
     """The UNet and the loss that trains it: ε- (or v-) prediction on a discrete schedule, with
     the text replaced by the empty prompt's embedding for a fraction `cfg_dropout` of examples."""
@@ -191,7 +187,7 @@ class ConditionalDiffusion(nn.Module):
         sigma = self.schedule.sigma(t).to(x0)  # √(1 − ᾱ_t)
         x_t = expand_like(alpha, x0) * x0 + expand_like(sigma, x0) * eps
         target = from_x0_and_eps(x0, eps, self.prediction, alpha, sigma)  # ε, or v = αε − σx0
-        return F.mse_loss(self.unet(x_t, t, context, attention_mask(mask)), target)
+        return F.mse_loss(self.unet(x_t, t, context, padding_mask(mask)), target)
 
     def to(self, *args, **kwargs):
         module = super().to(*args, **kwargs)
