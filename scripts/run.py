@@ -65,7 +65,8 @@ def test() -> None:
     """ruff, then every test: the lessons run in fast mode, and the docs site is built from those
     runs and checked in headless Chromium (installed with apt-get when missing, as root)."""
     lint()
-    run(PYTHON, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-q", *sys.argv[2:])
+    run(PYTHON, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-q", "--durations=20",
+        *sys.argv[2:])
 
 
 def bench() -> None:
