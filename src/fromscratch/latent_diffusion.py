@@ -66,7 +66,7 @@ RECIPES = {
         unet=dict(block_out_channels=(48,), attention_levels=(True,), layers_per_block=1,
                   num_attention_heads=4, norm_num_groups=16),
         batch_size=32,
-        unet_train=dict(max_steps=2500, lr=2e-3, warmup_steps=50, weight_decay=0.0,
+        unet_train=dict(max_steps=2400, lr=2e-3, warmup_steps=50, weight_decay=0.0,
                         betas=(0.9, 0.99), ema_decay=0.995, ema_warmup=True),
         cfg_dropout=0.1,
         max_length=16,  # tokens of a prompt, [CLS] and [SEP] included
