@@ -167,8 +167,9 @@ def training_table(data: Path, peak_gflops: float, quick: bool, only: str | None
     from fromscratch.gpt import GPT, GPTConfig
 
     runs = [("nanogpt-cpu", None, NANOGPT_LOSS), ("shakespeare-fast", None, NANOGPT_LOSS)]
-    if not quick:
-        runs.append(("shakespeare-char", 300, 1.70))
+    if not quick:  # the target is 1.70 within 300 s; the final evaluation over the whole
+        # validation split (about 5 s) is inside the clock, so training stops at 290 s
+        runs.append(("shakespeare-char", 290, 1.70))
     if only:
         runs = [run for run in runs if run[0] == only]
     rows = [

@@ -50,7 +50,7 @@ RECIPES: dict[str, GPTRecipe] = {
         model=dict(block_size=64, n_layer=2, n_head=4, n_embd=192, dropout=0.0, bias=False),
         tokenizer="char",
         batch_size=64,
-        train=dict(max_steps=650, lr=6e-3, min_lr=6e-5, warmup_steps=50, eval_interval=325),
+        train=dict(max_steps=660, lr=6e-3, min_lr=6e-5, warmup_steps=50, eval_interval=660),
     ),
     "gpt2": GPTRecipe(
         description="GPT-2 small (124M parameters) on GPT-2's vocabulary: a GPU recipe",
