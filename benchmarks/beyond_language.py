@@ -62,8 +62,9 @@ def timed_train(model, batches, recipe: dict, quick: bool, evaluate=None):
     return result, time.process_time() - cpu
 
 
-def train_cnn(train_set, test_set, quick: bool, seed: int = 0):
-    """The CNN baseline with its recipe: (model, test accuracy, wall seconds, CPU seconds)."""
+def train_cnn(train_set, test_set, quick: bool, seed: int = 0, steps: int | None = None):
+    """The CNN baseline with its recipe (or `steps` steps): (model, test accuracy, wall seconds,
+    CPU seconds)."""
     from fromscratch.data.images import ImageBatches
     from fromscratch.vit import CNN_RECIPE, CNNConfig, SmallCNN, accuracy
 
@@ -71,7 +72,9 @@ def train_cnn(train_set, test_set, quick: bool, seed: int = 0):
     cnn = SmallCNN(CNNConfig(**CNN_RECIPE["model"]))
     batches = ImageBatches(train_set, CNN_RECIPE["batch_size"], seed=seed,
                            max_shift=CNN_RECIPE["max_shift"], max_degrees=CNN_RECIPE["max_degrees"])
-    result, cpu = timed_train(cnn, batches, CNN_RECIPE, quick)
+    recipe = CNN_RECIPE if steps is None else dict(
+        CNN_RECIPE, train=dict(CNN_RECIPE["train"], max_steps=steps))
+    result, cpu = timed_train(cnn, batches, recipe, quick)
     return cnn, accuracy(cnn, test_set.x, test_set.y), result.seconds, cpu
 
 
@@ -175,19 +178,20 @@ def imagegpt_mnist(quick: bool) -> list[Row]:
     as_tokens = [ImageSet(tokenizer.to_full_size(tokenizer.encode(s.x)), s.y)
                  for s in (train_set, test_set)]
     as_bits = [x for s in (train_set, test_set) for x in (tokenizer.binarize(s.x), s.y)]
-    cnn, cnn_acc, _, _ = train_cnn(*as_tokens, quick, seed=1)
+    # Trained twice the baseline's steps: binarised 14×14 digits are harder to tell apart.
+    cnn, cnn_acc, _, _ = train_cnn(*as_tokens, quick, seed=1, steps=1200)
     labels = torch.arange(10).repeat(50)  # 50 samples of each digit
     rows = []
-    for temperature in (1.0, 0.8):
+    for temperature in (1.0, 0.8, 0.6):
         samples = tokenizer.to_full_size(model.sample(
             labels, temperature=temperature, generator=torch.Generator().manual_seed(0)))
         rows.append(Row(f"... its class-conditional samples (500), temperature {temperature}",
                         "CNN accuracy on samples", f"{accuracy(cnn, samples, labels):.1%}",
                         f"target ≥ 95%; same CNN on real test digits {cnn_acc:.1%}"))
         if temperature == 1.0 and not quick:
-            order = torch.arange(100).view(10, 10).T.flatten()  # one column per digit
+            order = torch.arange(100).view(10, 10).T.flatten()  # one row per digit
             save_image_grid(samples[order], IMG / "imagegpt_samples.png", rows=10,
-                            title="image GPT samples: one column per digit 0–9, temperature 1")
+                            title="image GPT samples: one row per digit 0–9, temperature 1")
     return [
         Row("MNIST 14×14 binary, 2×2 patch tokens: class-conditional GPT",
             "test NLL (bits/dim)", f"{bpd:.3f}",
