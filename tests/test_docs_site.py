@@ -220,9 +220,7 @@ class QuietServer(http.server.ThreadingHTTPServer):
         pass  # a browser that stops a download half way (a blocked or superseded request)
 
 
-# Session scope: an xdist worker may run other modules' tests between these, and a module-scoped
-# fixture would then be torn down and the whole site built again (minutes of lesson runs).
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def served_site():
     chromium = find_chromium()
     (ROOT / "build").mkdir(exist_ok=True)
