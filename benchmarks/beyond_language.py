@@ -96,10 +96,13 @@ def train_vit(train_set, quick: bool, teacher=None):
 
 
 def vit_name(vit) -> str:
-    stem = vit.config.stem_channels
-    return (f"ViT, {len(stem)}-conv stem + {vit.config.num_patches} tokens, shifts/rotations, "
-            f"label smoothing {vit.config.label_smoothing}" if stem
-            else f"ViT, patches {vit.config.patch_size}×{vit.config.patch_size}")
+    config = vit.config
+    if not config.stem_channels:
+        return f"ViT, patches {config.patch_size}×{config.patch_size}"
+    stem = "conv + max-pool" if config.stem_downsample == "maxpool" else "stride-2 conv"
+    return (f"ViT, {len(config.stem_channels)}-layer {stem} stem + {config.num_patches} tokens, "
+            f"{config.n_layer} × {config.n_embd}, shifts/rotations, "
+            f"label smoothing {config.label_smoothing}")
 
 
 @task("vit")

@@ -142,8 +142,10 @@ print("max difference without the mask:", (encoder_block(z) - gpt_block(z)).abs(
 # learned position embedding. With 60,000 digits it learns them; with 4,000 it struggles. Two
 # remedies, both used by the library's recipe:
 #
-# - **a convolutional stem**: two 3×3 convolutions of stride 2 turn 28×28 pixels into a 7×7 map
-#   of local features, which become the 49 tokens;
+# - **a convolutional stem**: the CNN's own first layers (3×3 convolution, GELU, 2×2 max-pool,
+#   twice) turn 28×28 pixels into a 7×7 map of local stroke features, which become the 49 tokens
+#   (`stem_downsample="stride"` halves the side with stride-2 convolutions instead: cheaper per
+#   step, and one to two points less accurate in the runs of `docs/benchmarks.md`);
 # - **augmentation**: random shifts of ±2 pixels and rotations of ±10°, written with tensor ops
 #   in `fromscratch.data.images.shift_rotate`, show the model new digits every epoch.
 
@@ -152,8 +154,8 @@ if FAST:
     train_small = ImageSet(train_set.x[::8], train_set.y[::8])  # every class (sorted by class)
     test_small = ImageSet(test_set.x[::5], test_set.y[::5])
     cnn_config, cnn_steps = CNNConfig(width=8, hidden=32), 40
-    vit_config, vit_steps = ViTConfig(stem_channels=[8, 16], patch_size=1, n_layer=1,
-                                      n_head=2, n_embd=32), 40
+    vit_config, vit_steps = ViTConfig(stem_channels=[8, 16], stem_downsample="maxpool",
+                                      patch_size=1, n_layer=1, n_head=2, n_embd=32), 40
 else:
     train_small, test_small = train_set, test_set
     cnn_config, cnn_steps = CNNConfig(**CNN_RECIPE["model"]), CNN_RECIPE["train"]["max_steps"]

@@ -123,6 +123,27 @@ def test_conv_stem_halves_the_side_per_conv_and_keeps_the_token_count_formula():
         ViTConfig(stem_channels=[8, 16], patch_size=2)
 
 
+@pytest.mark.parametrize("downsample", ["stride", "maxpool"])
+@pytest.mark.parametrize("side", [28, 15, 9])
+def test_the_feature_side_the_config_computes_is_what_the_stem_makes(downsample, side):
+    config = ViTConfig(image_size=side, stem_channels=[4, 4], stem_downsample=downsample,
+                       patch_size=1, **TINY)
+    # odd sides: a stride-2 conv keeps the last row (15 -> 8 -> 4), a max-pool drops it (7 -> 3)
+    expected = {("stride", 28): 7, ("stride", 15): 4, ("stride", 9): 3,
+                ("maxpool", 28): 7, ("maxpool", 15): 3, ("maxpool", 9): 2}[downsample, side]
+    assert config.feature_side == expected
+    model = ViT(config)
+    assert model.stem(torch.rand(2, 1, side, side)).shape == (2, 4, expected, expected)
+    assert model(torch.rand(2, 1, side, side)).shape == (2, 10)
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in model.stem) == (
+        2 if downsample == "maxpool" else 0)
+
+
+def test_an_unknown_stem_downsampling_is_refused():
+    with pytest.raises(UserError, match="stem_downsample must be 'stride' or 'maxpool'"):
+        ViTConfig(stem_channels=[4], stem_downsample="avgpool")
+
+
 def test_cls_attention_map_and_rollout_by_hand():
     T = 5  # class token + a 2 × 2 grid of patches
     attention = torch.zeros(1, 2, T, T)
@@ -168,7 +189,8 @@ def test_vit_and_cnn_overfit_a_handful_of_images():
 
 def test_save_and_load_round_trip(tmp_path):
     torch.manual_seed(0)
-    for model, cls in ((ViT(ViTConfig(stem_channels=[4], patch_size=7, **TINY)), ViT),
+    for model, cls in ((ViT(ViTConfig(stem_channels=[4], stem_downsample="maxpool",
+                                      patch_size=7, **TINY)), ViT),
                        (SmallCNN(CNNConfig(width=4, hidden=8)), SmallCNN)):
         folder = tmp_path / type(model).__name__
         model.save_pretrained(folder)

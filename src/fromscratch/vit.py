@@ -13,7 +13,8 @@ C = n_embd, heads H, layers L, classes V. Images x (B, K, S, S).
 
 `patchify` followed by a Linear layer is a Conv2d with kernel = stride = P (tested), which is how
 the patch embedding is computed. A convolutional stem (`stem_channels`): a few 3×3 convolutions
-of stride 2 before the patch embedding, so that each token starts from local edge and stroke
+before the patch embedding, each halving the side (by a stride of 2, or by a 2×2 max-pool after a
+stride-1 conv, as in the CNN baseline), so that each token starts from local edge and stroke
 features instead of raw pixels ("early convolutions help transformers see better"); the
 transformer after it is unchanged.
 
@@ -53,7 +54,8 @@ class ViTConfig:
     dropout: float = 0.0
     bias: bool = True
     layer_norm_eps: float = 1e-5
-    stem_channels: list[int] = field(default_factory=list)  # 3×3 stride-2 convs; [] = plain ViT
+    stem_channels: list[int] = field(default_factory=list)  # 3×3 convs; [] = plain ViT
+    stem_downsample: str = "stride"  # each stem conv halves the side: "stride" 2, or "maxpool"
     label_smoothing: float = 0.0  # training target: 1 − ε on the label, ε spread over all classes
 
     def __post_init__(self):
@@ -64,6 +66,9 @@ class ViTConfig:
                 raise UserError(f"ViTConfig.{name} must be a positive integer")
         if self.n_embd % self.n_head != 0:
             raise UserError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if self.stem_downsample not in ("stride", "maxpool"):
+            raise UserError(f"stem_downsample must be 'stride' or 'maxpool', "
+                            f"got {self.stem_downsample!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise UserError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         side = self.feature_side
@@ -75,10 +80,12 @@ class ViTConfig:
 
     @property
     def feature_side(self) -> int:
-        """Side of the map the patches are cut from: each stride-2 conv halves it (rounding up)."""
+        """Side of the map the patches are cut from: each stem conv halves it, rounding up
+        with a stride of 2 (the padded conv has a last window at the edge), down with a max-pool
+        (which drops an odd last row and column)."""
         side = self.image_size
         for _ in self.stem_channels:
-            side = (side + 1) // 2
+            side = (side + 1) // 2 if self.stem_downsample == "stride" else side // 2
         return side
 
     @property
@@ -153,8 +160,11 @@ class ViT(nn.Module):
         super().__init__()
         self.config = config
         stem, channels = [], config.num_channels
-        for width in config.stem_channels:  # each: 3×3 conv, stride 2 (halves the side), GELU
-            stem += [nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.GELU()]
+        for width in config.stem_channels:  # each halves the side
+            if config.stem_downsample == "stride":  # 3×3 conv of stride 2, GELU
+                stem += [nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.GELU()]
+            else:  # 3×3 conv, GELU, 2×2 max-pool: the CNN baseline's layers
+                stem += [nn.Conv2d(channels, width, 3, padding=1), nn.GELU(), nn.MaxPool2d(2)]
             channels = width
         self.stem = nn.Sequential(*stem)
         # patchify + Linear(K·P·P -> C), computed as one convolution with kernel = stride = P
@@ -237,10 +247,10 @@ class ViT(nn.Module):
 # chosen). The convolutional stem and the random shifts/rotations are what let a ViT trained on
 # 4,000 digits approach a CNN: a plain ViT has to learn locality from the data.
 RECIPE = dict(
-    model=dict(stem_channels=[32, 64], patch_size=1, n_layer=3, n_head=4, n_embd=96,
-               label_smoothing=0.1),
+    model=dict(stem_channels=[32, 64], stem_downsample="maxpool", patch_size=1, n_layer=2,
+               n_head=4, n_embd=64, label_smoothing=0.1),
     batch_size=64, max_shift=2.0, max_degrees=10.0,
-    train=dict(max_steps=1500, lr=3e-3, warmup_steps=100, weight_decay=0.05, betas=(0.9, 0.99)),
+    train=dict(max_steps=2000, lr=3e-3, warmup_steps=100, weight_decay=0.05, betas=(0.9, 0.99)),
 )
 # `Distilled(vit, cnn, **DISTILLATION)`: the benchmark's second ViT learns from the CNN as well.
 DISTILLATION = dict(alpha=0.5, temperature=2.0)
