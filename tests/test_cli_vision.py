@@ -88,3 +88,21 @@ def test_arithmetic_train_eval_and_one_problem(tmp_path, capsys):
     assert code == 0 and text.startswith("3+4=")
     code, _, err = run(capsys, "arithmetic", "eval", "--ckpt", str(out), "--problem", "3-4")
     assert code == 2 and "must look like 123+45" in err
+
+
+def test_a_shortened_run_keeps_warmup_to_a_fifth_of_its_steps():
+    from argparse import Namespace
+
+    from fromscratch.commands.vit import train_config
+    from fromscratch.vit import RECIPE
+
+    def settings(**overrides):
+        args = dict(max_steps=None, max_time=None, lr=None, seed=0, device="cpu") | overrides
+        return train_config(RECIPE, Namespace(**args))
+
+    full = settings()
+    assert (full.max_steps, full.warmup_steps) == (RECIPE["train"]["max_steps"],
+                                                   RECIPE["train"]["warmup_steps"])
+    short = settings(max_steps=50, lr=1e-3)
+    assert (short.max_steps, short.warmup_steps, short.lr) == (50, 10, 1e-3)
+    assert short.eval_interval == 12  # four evaluations

@@ -30,6 +30,8 @@ def train_config(recipe: dict, args):
     for name in ("max_steps", "max_time", "lr"):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
+    # a shortened run keeps a fifth of its steps for warmup, so that its learning rate still decays
+    settings["warmup_steps"] = min(settings["warmup_steps"], settings["max_steps"] // 5)
     settings["eval_interval"] = max(1, settings["max_steps"] // 4)
     return TrainConfig(**settings)
 
