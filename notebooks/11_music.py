@@ -105,7 +105,9 @@ print(f"key frequencies only: test NLL {baseline:.2f} nats per step (uniform ½:
 # option `within_step=True` lets key $k$ also see the keys below it in the same step, a chain
 # rule over the keys as in NADE: $a_{t,k} \mathrel{+}= \sum_{j<k} v_{t,j} U_{kj}$ with $U$
 # strictly lower triangular, still an exact likelihood (`tests/test_music.py` proves the
-# probabilities sum to 1).
+# probabilities sum to 1). `nade_hidden=64` chains the keys through a hidden layer as well, as
+# RNN-NADE does: $a_{t,k} \mathrel{+}= V_k \cdot \sigma(c_t + \sum_{j<k} v_{t,j} W_j)$, a
+# nonlinear function of the keys below (7.49 nats against 8.09 in `docs/benchmarks.md`).
 
 # %%
 model = music.MusicTransformer(music.MusicConfig()).eval()  # eval: no dropout
@@ -125,7 +127,7 @@ model, result = music.train_music(data, music.MusicConfig(within_step=True), cfg
                                   max_transpose=music.RECIPE["max_transpose"])
 test_nll = music.evaluate_nll(model, data["test"])
 print(f"{steps} steps, {result.seconds:.0f} s: test NLL {test_nll:.2f} nats per step "
-      f"(baseline {baseline:.2f}; RNN-NADE 5.56 in the 2012 paper)")
+      f"(baseline {baseline:.2f}; RNN-NADE + HF 5.19 in the 2012 paper)")
 assert test_nll < 88 * math.log(2)
 if not FAST:
     assert test_nll < baseline
@@ -176,6 +178,7 @@ display(music.plot_piano_roll(sample, title="a sampled chorale"))
 #   NLLs, averaged over steps.
 # - Keys chained low to high within a step model chords and stay an exact likelihood.
 # - MIDI is a few chunks of bytes; delta times are variable-length quantities.
-# - Try: `fromscratch music train --out runs/bach --within-step`, then
+# - Try: `fromscratch music train --out runs/bach --nade 64`, then
 #   `fromscratch music sample --ckpt runs/bach -o bach.mid` and open bach.mid in any player.
-#   `benchmarks/audio_music.py --only jsb` compares both factorisations with the 2012 figures.
+#   `benchmarks/audio_music.py --only jsb --only jsb-chained --only jsb-nade` compares the
+#   three factorisations with the 2012 figures.

@@ -28,8 +28,7 @@ def data(tmp_path_factory):
 def train_once(data, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "model"
     assert main(["music", "train", "--data", str(data), "--max-steps", "30", "--lr", "3e-3",
-                 "--batch-size", "4",
-                 "--out", str(out)]) == 0
+                 "--batch-size", "4", "--nade", "8", "--out", str(out)]) == 0
     return out
 
 
@@ -47,6 +46,7 @@ def test_train_eval_sample_show_end_to_end(data, tmp_path_factory, tmp_path, cap
 def train_learns_the_cadence(trained):
     model = MusicTransformer.from_pretrained(trained)
     assert model.config.block_size == 13  # the longest chorale (12 steps) + the start step
+    assert (model.config.within_step, model.config.nade_hidden) == (True, 8)  # --nade 8
     records = [json.loads(line) for line in (trained / "log.jsonl").read_text().splitlines()]
     val = [r["val_loss"] for r in records if "val_loss" in r]
     assert val[0] > 55  # untrained: about 88 ln 2 = 61 nats per step
@@ -106,3 +106,6 @@ def bad_arguments(trained, tmp_path, capsys):
     assert code == 2 and "n_steps must be 1..12" in err
     code, _, err = run_cli(capsys, "music", "eval", "--ckpt", str(tmp_path))
     assert code == 2 and "config.json" in err
+    with pytest.raises(SystemExit) as exit_:  # argparse's own errors exit directly
+        main(["music", "train", "--out", str(tmp_path / "y"), "--nade", "-4"])
+    assert exit_.value.code == 2 and "--nade: must be ≥ 0, got -4" in capsys.readouterr().err

@@ -17,10 +17,11 @@ from fromscratch.music import (
 )
 
 
-def tiny_model(within_step=False) -> MusicTransformer:
+def tiny_model(within_step=False, nade_hidden=0) -> MusicTransformer:
     torch.manual_seed(0)
     model = MusicTransformer(MusicConfig(block_size=20, n_layer=2, n_head=2, n_embd=16,
-                                         dropout=0.0, within_step=within_step))
+                                         dropout=0.0, within_step=within_step,
+                                         nade_hidden=nade_hidden))
     with torch.no_grad():  # larger weights than the init, so that leaks would show
         for p in model.parameters():
             p.normal_(0, 0.3)
@@ -32,9 +33,9 @@ def random_rolls(*lengths, seed=0) -> list[torch.Tensor]:
     return [(torch.rand(t, 88, generator=gen) < 0.05).float() for t in lengths]
 
 
-@pytest.mark.parametrize("within_step", [False, True])
-def test_a_step_never_sees_its_future(within_step):
-    model = tiny_model(within_step)
+@pytest.mark.parametrize(("within_step", "nade_hidden"), [(False, 0), (True, 0), (True, 5)])
+def test_a_step_never_sees_its_future(within_step, nade_hidden):
+    model = tiny_model(within_step, nade_hidden)
     roll = random_rolls(12)[0][None]
     logits = model(roll)
     changed = roll.clone()
@@ -70,10 +71,12 @@ def test_an_untrained_model_that_says_one_half_costs_88_log_2_per_step():
     assert evaluate_nll(model, random_rolls(4, 7)) == pytest.approx(88 * math.log(2), rel=1e-6)
 
 
-def chord_model() -> MusicTransformer:
+def chord_model(nade_hidden=0) -> MusicTransformer:
     """Step 0's logits: 0 for keys 0-2 plus within-step terms, -30 for every other key."""
-    model = tiny_model(within_step=True)
+    model = tiny_model(within_step=True, nade_hidden=nade_hidden)
     with torch.no_grad():
+        if nade_hidden:  # no NADE term on the keys above 2, whose probability stays e^-30
+            model.nade_v[3:] = 0.0
         model.w_out.weight.zero_()
         model.w_out.bias.fill_(-30.0)
         model.w_out.bias[:3] = torch.tensor([0.5, -0.2, 0.1])
@@ -83,9 +86,10 @@ def chord_model() -> MusicTransformer:
     return model
 
 
+@pytest.mark.parametrize("nade_hidden", [0, 4])
 @torch.no_grad()
-def test_within_step_probabilities_sum_to_one():
-    model = chord_model()
+def test_within_step_probabilities_sum_to_one(nade_hidden):
+    model = chord_model(nade_hidden)
     total = 0.0
     for keys in itertools.product([0.0, 1.0], repeat=3):
         roll = torch.zeros(1, 1, 88)
@@ -94,8 +98,9 @@ def test_within_step_probabilities_sum_to_one():
     assert total == pytest.approx(1.0, abs=1e-6)
 
 
-def test_sampling_follows_the_models_distribution():
-    model = chord_model()
+@pytest.mark.parametrize("nade_hidden", [0, 4])
+def test_sampling_follows_the_models_distribution(nade_hidden):
+    model = chord_model(nade_hidden)
     n = 3000
     samples = model.sample(1, num_samples=n, generator=torch.Generator().manual_seed(0))
     assert samples.shape == (n, 1, 88) and set(samples.unique().tolist()) <= {0.0, 1.0}
@@ -106,6 +111,28 @@ def test_sampling_follows_the_models_distribution():
         p = math.exp(-model.nll(roll, torch.ones(1, 1)).item())
         frequency = float((samples[:, 0, :3] == torch.tensor(keys)).all(-1).float().mean())
         assert abs(frequency - p) < 4 * math.sqrt(p * (1 - p) / n) + 1e-3, keys
+
+
+@torch.no_grad()
+def test_nade_logits_in_one_pass_equal_the_written_out_chain_key_by_key():
+    model = tiny_model(within_step=True, nade_hidden=5)
+    roll = (torch.rand(1, 6, 88, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+    states = model.context(roll)[0]  # (T, C)
+    lower = torch.tril(model.within, diagonal=-1)
+    expected = torch.empty(6, 88)
+    for t in range(6):
+        for k in range(88):  # a_tk = w_out + Σ_{j<k} U_kj v_tj + V_k · σ(c_t + Σ_{j<k} v_tj W_j)
+            hidden = torch.sigmoid(model.nade_c(states[t]) + roll[0, t, :k] @ model.nade_w[:k])
+            expected[t, k] = (model.w_out(states[t])[k] + roll[0, t] @ lower[k]
+                              + hidden @ model.nade_v[k])
+    assert torch.allclose(model(roll)[0], expected, atol=1e-5)
+
+
+def test_nade_needs_the_within_step_chain():
+    with pytest.raises(UserError, match="nade_hidden chains the keys of a step"):
+        MusicConfig(nade_hidden=8)
+    with pytest.raises(UserError, match="nade_hidden chains the keys of a step"):
+        MusicConfig(within_step=True, nade_hidden=-1)
 
 
 def test_sampling_is_seeded_and_checks_its_arguments():
@@ -120,7 +147,7 @@ def test_sampling_is_seeded_and_checks_its_arguments():
 
 
 def test_save_load_round_trip_and_plot(tmp_path):
-    model = tiny_model(within_step=True)
+    model = tiny_model(within_step=True, nade_hidden=3)
     model.save_pretrained(tmp_path / "m")
     loaded = MusicTransformer.from_pretrained(tmp_path / "m")
     roll = random_rolls(8)[0][None]

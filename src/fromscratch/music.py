@@ -10,8 +10,20 @@ map of the previous step's 88 keys:
 
 i.e. the 88 keys of a step are independent Bernoullis given the past. With `within_step=True`
 key k also sees the keys below it in the same step, a_tk += Σ_{j<k} v_tj U_kj (U strictly lower
-triangular): the chain rule over the keys, low to high, as in NADE or a fully visible sigmoid
-belief net, so chords can be modelled (a C needs an E and a G more than chance).
+triangular): the chain rule over the keys, low to high, as in a fully visible sigmoid belief
+net, so chords can be modelled (a C needs an E and a G more than chance).
+
+With `nade_hidden = H > 0` as well, the keys of a step are chained through a hidden layer, as in
+NADE (Larochelle & Murray, 2011) and the RNN-NADE of Boulanger-Lewandowski et al. (2012), whose
+biases come from the sequence model:
+
+    g_tk = σ(c_t + Σ_{j<k} v_tj W_j)             (H,)   c_t = LN_f(h_t) W_c, W_j a row of W (88, H)
+    a_tk += V_k · g_tk                            V (88, H)
+
+A key's logit is then a nonlinear function of the keys below it, where U only adds them up:
+"any two of C, E, G" can raise the third without "all three" raising it three times as much.
+The running sum over j is one cumulative sum over the keys, so training still scores every key
+of every step in one pass; sampling goes key by key.
 
 The metric of Boulanger-Lewandowski et al. (2012) is the negative log-likelihood per time step:
 the sum over the 88 keys of the Bernoulli NLL, averaged over all time steps of the test set
@@ -44,6 +56,7 @@ class MusicConfig:
     bias: bool = True
     layer_norm_eps: float = 1e-5
     within_step: bool = False  # keys of one step: independent (False) or low-to-high chain
+    nade_hidden: int = 0  # with within_step: the chain also runs through a NADE layer this wide
     steps_per_quarter: int = 1  # 1 for the quarter-note version, 4 for 16ths (for MIDI files)
 
     def __post_init__(self):
@@ -54,6 +67,9 @@ class MusicConfig:
             raise UserError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if not 0.0 <= self.dropout < 1.0:
             raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.nade_hidden < 0 or (self.nade_hidden and not self.within_step):
+            raise UserError("nade_hidden chains the keys of a step: give it (≥ 1) together with "
+                            "within_step=True, or leave it 0")
 
     @classmethod
     def from_dict(cls, values: dict) -> "MusicConfig":
@@ -76,10 +92,15 @@ class MusicTransformer(nn.Module):
         self.w_out = nn.Linear(config.n_embd, N_KEYS)
         # U[k, j] for j < k: how key j sounding now moves key k's logit (used if within_step)
         self.within = nn.Parameter(torch.zeros(N_KEYS, N_KEYS)) if config.within_step else None
+        self.nade_c = self.nade_w = self.nade_v = None
+        if config.nade_hidden:  # g_tk = σ(c_t + Σ_{j<k} v_tj W_j), a_tk += V_k · g_tk
+            self.nade_c = nn.Linear(config.n_embd, config.nade_hidden)  # c_t from the context
+            self.nade_w = nn.Parameter(torch.randn(N_KEYS, config.nade_hidden) * 0.02)  # W
+            self.nade_v = nn.Parameter(torch.zeros(N_KEYS, config.nade_hidden))  # V
         init_weights(self)
 
     def context(self, rolls: torch.Tensor) -> torch.Tensor:
-        """LN_f(h) W_out (B, T, 88): the part of step t's logits that comes from steps < t."""
+        """LN_f(h) (B, T, C): what step t's logits know of steps < t."""
         B, T, _ = rolls.shape
         if T > self.config.block_size - 1:
             raise UserError(f"{T} steps is more than this model's {self.config.block_size - 1}")
@@ -88,14 +109,20 @@ class MusicTransformer(nn.Module):
         x = self.drop(x)
         for block in self.h:
             x = block(x)  # (B, T, C), causal
-        return self.w_out(self.ln_f(x))  # (B, T, 88)
+        return self.ln_f(x)  # (B, T, C)
 
     def forward(self, rolls: torch.Tensor) -> torch.Tensor:
         """Logits a (B, T, 88) of p(v_t,k = 1 | v_<t, and v_t,j<k if within_step) for rolls v."""
-        logits = self.context(rolls)
+        states = self.context(rolls)  # (B, T, C)
+        logits = self.w_out(states)  # (B, T, 88)
         if self.within is not None:
             lower = torch.tril(self.within, diagonal=-1)  # (88, 88): U_kj, only j < k
             logits = logits + rolls @ lower.T  # a_tk += Σ_j v_tj U_kj
+        if self.nade_w is not None:
+            each = rolls[..., None] * self.nade_w  # (B, T, 88, H): v_tj W_j
+            below = each.cumsum(dim=2) - each  # (B, T, 88, H): Σ_{j<k} v_tj W_j
+            hidden = torch.sigmoid(self.nade_c(states)[:, :, None] + below)  # g_tk (B, T, 88, H)
+            logits = logits + (hidden * self.nade_v).sum(-1)  # a_tk += V_k · g_tk
         return logits
 
     def nll(self, rolls: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -122,16 +149,23 @@ class MusicTransformer(nn.Module):
         rolls = torch.zeros(num_samples, n_steps, N_KEYS, device=device)
         try:
             for t in range(n_steps):
-                base = self.context(rolls[:, : t + 1])[:, t]  # (B, 88); step t not yet used
+                state = self.context(rolls[:, : t + 1])[:, t]  # (B, C); step t not yet used
+                base = self.w_out(state)  # (B, 88)
                 if self.within is None:
                     probs = torch.sigmoid(base / temperature)
                     rolls[:, t] = torch.bernoulli(probs, generator=generator)
                     continue
                 lower = torch.tril(self.within, diagonal=-1)
+                if self.nade_w is not None:
+                    below = self.nade_c(state)  # (B, H): c_t + Σ_{j<k} v_tj W_j, grown key by key
                 for k in range(N_KEYS):  # low to high: key k sees keys 0..k-1 of this step
                     logit = base[:, k] + rolls[:, t] @ lower[k]
+                    if self.nade_w is not None:
+                        logit = logit + torch.sigmoid(below) @ self.nade_v[k]
                     probs = torch.sigmoid(logit / temperature)
                     rolls[:, t, k] = torch.bernoulli(probs, generator=generator)
+                    if self.nade_w is not None:
+                        below = below + rolls[:, t, k, None] * self.nade_w[k]
         finally:
             self.train(was_training)
         return rolls

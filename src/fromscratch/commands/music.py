@@ -1,6 +1,7 @@
 """`fromscratch music train|eval|sample`: a transformer over JSB chorale piano rolls.
 
     fromscratch music train  --out DIR [--data FOLDER] [--resolution quarter|16th] [--within-step]
+                             [--nade N]
     fromscratch music eval   --ckpt DIR [--data FOLDER] [--split test]
     fromscratch music sample --ckpt DIR -o out.mid [--steps 64] [--temperature 1.0] [--seed 0]
     fromscratch music show   FILE.mid -o roll.png [--steps-per-quarter 1]
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .audio import add_training_args
-from .common import positive_float, positive_int, train_config
+from .common import non_negative_int, positive_float, positive_int, train_config
 
 RESOLUTIONS = {"quarter": 1, "16th": 4}  # time steps per quarter note
 
@@ -27,8 +28,8 @@ def cmd_music_train(args) -> None:
 
     rolls = _rolls(args.data, args.resolution)
     longest = max(len(r) for split in rolls.values() for r in split)
-    config = MusicConfig(block_size=longest + 1, within_step=args.within_step,
-                         steps_per_quarter=RESOLUTIONS[args.resolution])
+    config = MusicConfig(block_size=longest + 1, within_step=args.within_step or args.nade > 0,
+                         nade_hidden=args.nade, steps_per_quarter=RESOLUTIONS[args.resolution])
     cfg = train_config(args, warmup_steps=min(50, args.max_steps // 10), weight_decay=0.1)
     out = Path(args.out)
     print(f"training on {len(rolls['train'])} chorales ({args.resolution} notes), "
@@ -101,6 +102,9 @@ def register(commands) -> None:
     p.add_argument("--resolution", choices=list(RESOLUTIONS), default="quarter")
     p.add_argument("--within-step", action="store_true",
                    help="let each key see the lower keys of its own step (a chain rule)")
+    p.add_argument("--nade", type=non_negative_int, default=0, metavar="N",
+                   help="chain the keys of a step through a NADE layer of N units as well "
+                        "(implies --within-step; 64 in the benchmark)")
     add_training_args(p, max_steps=1000, batch_size=16, lr=1e-3)
     p.set_defaults(func=cmd_music_train)
 
