@@ -1,6 +1,6 @@
 """Transformers beyond language: the same GPT blocks on images, digit strings, sound and music.
 
-    python benchmarks/beyond_language.py                 # every task (about 30 minutes, 2 cores)
+    python benchmarks/beyond_language.py                 # every task (about 50 minutes, 2 cores)
     python benchmarks/beyond_language.py --quick         # a fifth of the steps: a smoke run
     python benchmarks/beyond_language.py --only vit      # one task (see --help for the names)
 
@@ -219,28 +219,36 @@ def independent_pixels_bpd(train_bits: torch.Tensor, train_y, test_bits, test_y)
 # ---------------------------------------------------------------------------------------------
 # Arithmetic
 # ---------------------------------------------------------------------------------------------
-def train_arithmetic(op: str, digits: int, reverse: bool, quick: bool):
+def train_arithmetic(op: str, digits: int, reverse: bool, quick: bool, recipe: dict):
     from fromscratch import arithmetic as ar
 
     torch.manual_seed(0)
     arithmetic_task = ar.ArithmeticTask(op=op, n_digits=digits, reverse=reverse)
-    model = ar.make_model(arithmetic_task, digits + ar.EXTRA_DIGITS, **ar.RECIPE["model"])
-    batches = ar.ArithmeticBatches(arithmetic_task, ar.RECIPE["batch_size"])
-    result, cpu = timed_train(model, batches, ar.RECIPE, quick)
+    model = ar.make_model(arithmetic_task, digits + ar.EXTRA_DIGITS, **recipe["model"])
+    batches = ar.ArithmeticBatches(arithmetic_task, recipe["batch_size"])
+    result, cpu = timed_train(model, batches, recipe, quick)
     n = 200 if quick else 1000
     scores = {d: ar.exact_match(model, arithmetic_task, ar.test_pairs(arithmetic_task, d, n))
               for d in range(1, digits + ar.EXTRA_DIGITS + 1)}
     return scores, result.seconds, cpu
 
 
-def arithmetic_rows(op: str, digits: int, reverse: bool, target: str, quick: bool) -> list[Row]:
-    scores, seconds, cpu = train_arithmetic(op, digits, reverse, quick)
+def arithmetic_rows(op: str, digits: int, reverse: bool, target: str, quick: bool,
+                    recipe: dict | None = None) -> list[Row]:
+    """Train with `recipe` (default: the addition recipe, `arithmetic.RECIPE`) and score."""
+    from fromscratch import arithmetic as ar
+
+    recipe = recipe or ar.RECIPE
+    scores, seconds, cpu = train_arithmetic(op, digits, reverse, quick, recipe)
     name = {"+": "addition", "*": "multiplication"}[op]
     order = "answer reversed" if reverse else "answer in plain order"
+    size = recipe["model"]
+    model = (f"{size['n_layer']} × {size['n_embd']}, {recipe['train']['max_steps']} steps, "
+             f"weight decay {recipe['train']['weight_decay']}")
     by_digits = ", ".join(f"{d}: {s:.1%}" for d, s in scores.items())
     return [
-        Row(f"{digits}-digit {name}, {order}", "exact match, held-out", f"{scores[digits]:.1%}",
-            target, seconds, cpu),
+        Row(f"{digits}-digit {name}, {order} ({model})", "exact match, held-out",
+            f"{scores[digits]:.1%}", target, seconds, cpu),
         Row(f"... by digits per operand (trained on ≤ {digits})", "exact match", by_digits,
             "learned positions: ≈ 0% beyond the trained length"),
     ]
@@ -259,6 +267,14 @@ def arithmetic_plain_order(quick: bool) -> list[Row]:
 @task("arithmetic-multiply")
 def arithmetic_multiplication(quick: bool) -> list[Row]:
     return arithmetic_rows("*", 2, True, "a harder operation, same budget", quick)
+
+
+@task("arithmetic-multiply-recipe")
+def arithmetic_multiplication_recipe(quick: bool) -> list[Row]:
+    from fromscratch.arithmetic import MULTIPLY_RECIPE
+
+    return arithmetic_rows("*", 2, True, "the row above: the addition recipe", quick,
+                           MULTIPLY_RECIPE)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -90,6 +90,19 @@ def test_arithmetic_train_eval_and_one_problem(tmp_path, capsys):
     assert code == 2 and "must look like 123+45" in err
 
 
+def test_arithmetic_multiplication_trains_its_own_recipe(tmp_path):
+    from fromscratch import arithmetic as ar
+    from fromscratch.gpt import GPT
+
+    assert main(["arithmetic", "train", "--op", "*", "--digits", "1", "--max-steps", "2",
+                 "--out", str(tmp_path / "mul")]) == 0
+    addition, multiplication = ar.RECIPE, ar.MULTIPLY_RECIPE
+    config = GPT.from_pretrained(tmp_path / "mul").config
+    assert (config.n_layer, config.n_embd) == (multiplication["model"]["n_layer"],
+                                               multiplication["model"]["n_embd"])
+    assert config.n_embd != addition["model"]["n_embd"]  # not the addition model
+
+
 def test_a_shortened_run_keeps_warmup_to_a_fifth_of_its_steps():
     from argparse import Namespace
 

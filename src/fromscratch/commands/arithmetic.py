@@ -19,13 +19,14 @@ def cmd_arithmetic_train(args) -> None:
 
     torch.manual_seed(args.seed)
     task = ar.ArithmeticTask(op=args.op, n_digits=args.digits, reverse=not args.plain)
-    model = ar.make_model(task, args.digits + ar.EXTRA_DIGITS, **ar.RECIPE["model"])
+    recipe = ar.recipe(args.op)
+    model = ar.make_model(task, args.digits + ar.EXTRA_DIGITS, **recipe["model"])
     held_out = ar.test_pairs(task, args.digits, n=500)
     print(f"training a {model.num_params() / 1e6:.2f}M-parameter GPT on {args.digits}-digit "
           f"'{args.op}' with the answer {'plain' if args.plain else 'reversed'}")
     result = train(
-        model, ar.ArithmeticBatches(task, ar.RECIPE["batch_size"], seed=args.seed),
-        train_config(ar.RECIPE, args), out_dir=Path(args.out),
+        model, ar.ArithmeticBatches(task, recipe["batch_size"], seed=args.seed),
+        train_config(recipe, args), out_dir=Path(args.out),
         evaluate=lambda m: {"exact_match": ar.exact_match(m, task, held_out)},
         save_model=lambda m, folder: ar.save(m, task, folder),
         resume=args.resume, overwrite=args.overwrite,
