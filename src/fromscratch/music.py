@@ -20,8 +20,9 @@ biases come from the sequence model:
     g_tk = σ(c_t + Σ_{j<k} v_tj W_j)             (H,)   c_t = LN_f(h_t) W_c, W_j a row of W (88, H)
     a_tk += V_k · g_tk                            V (88, H)
 
-A key's logit is then a nonlinear function of the keys below it, where U only adds them up:
-"any two of C, E, G" can raise the third without "all three" raising it three times as much.
+A key's logit is then a nonlinear function of the keys below it. Through U, two sounding keys
+move a third key's logit by the sum of what each does alone; through the sigmoid units they can
+interact (count only together, or saturate once a chord is already clear).
 The running sum over j is one cumulative sum over the keys, so training still scores every key
 of every step in one pass; sampling goes key by key.
 
