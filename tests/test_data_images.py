@@ -214,3 +214,10 @@ def test_image_batches_are_a_pure_function_of_seed_step_micro():
     plain = ImageBatches(data, 8, seed=3)(5, 0)
     assert torch.equal(plain[1], y1)  # same images drawn; only the augmentation differs
     assert not torch.allclose(plain[0], x1)
+
+
+def test_one_per_class_picks_the_first_image_of_each_class():
+    labels = torch.tensor([3, 0, 0, 7, 3, 1, 7])
+    digits = images.ImageSet(torch.rand(7, 1, 28, 28), labels)
+    assert digits.one_per_class().tolist() == [1, 5, 0, 3]  # classes 0, 1, 3, 7
+    assert digits.one_per_class(2).tolist() == [1, 5]

@@ -96,7 +96,7 @@ def cmd_vit_eval(args) -> None:
     if args.maps:
         if not isinstance(model, ViT):
             raise UserError("--maps needs a ViT: a CNN has no attention")
-        x = test_set.x[:8]
+        x = test_set.x[test_set.one_per_class(8)]  # a digit of each class, 0 to 7
         with torch.no_grad():
             _, attentions = model(x, return_attentions=True)
         rollout = attention_rollout(attentions)[:, None]  # (8, 1, G, G)

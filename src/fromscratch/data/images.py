@@ -58,6 +58,10 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.y)
 
+    def one_per_class(self, n: int = 10) -> torch.Tensor:
+        """Indices of the first image of each of the n lowest classes present (for figures)."""
+        return torch.stack([(self.y == c).nonzero()[0, 0] for c in self.y.unique()[:n]])
+
 
 # ---------------------------------------------------------------------------------------------
 # Checking images a user hands us
