@@ -141,7 +141,7 @@ def vit_distilled(quick: bool) -> list[Row]:
     vit, seconds, cpu = train_vit(train_set, quick, teacher=cnn)
     vit_acc = accuracy(vit, test_set.x, test_set.y)
     if not quick:
-        x = test_set.x[::100][:8]  # one digit of each of 8 classes
+        x = test_set.x[test_set.one_per_class(8)]  # one digit of each of 8 classes
         with torch.no_grad():
             _, attentions = vit.eval()(x, return_attentions=True)
         maps = [x]

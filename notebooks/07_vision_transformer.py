@@ -192,7 +192,7 @@ assert vit_losses[-1] < vit_losses[0] and cnn_losses[-1] < cnn_losses[0]
 # mean over heads), and $R = \hat A_L \cdots \hat A_1$; $R_{\text{cls},\,n}$ is patch $n$'s share.
 
 # %%
-x = test_set.x[::100][:6]
+x = test_set.x[test_set.one_per_class(6)]  # a digit of each class, 0 to 5
 with torch.no_grad():
     _, attentions = vit.eval()(x, return_attentions=True)
 last_layer, rollout = cls_attention_map(attentions[-1]), attention_rollout(attentions)
