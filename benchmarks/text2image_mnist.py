@@ -34,10 +34,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from fromscratch.beyond.vit import CNN_RECIPE, CNNConfig, SmallCNN, accuracy
 from fromscratch.data.images import ImageBatches, mnist_5k_split
 from fromscratch.data.prompts import HELD_OUT_TEMPLATES, fill, training_prompts
+from fromscratch.diffusion.metrics import frechet_distance
 from fromscratch.diffusion.targets import to_model_range
-from fromscratch.latent_diffusion import (
+from fromscratch.stable_diffusion.mnist import (
     RECIPES,
     ConditionalDiffusion,
     DiffusionBatches,
@@ -50,12 +52,10 @@ from fromscratch.latent_diffusion import (
     train_diffusion,
     train_mnist,
 )
-from fromscratch.metrics import frechet_distance
-from fromscratch.text2image import StableDiffusion
-from fromscratch.text_encoder import BertTextEncoder
-from fromscratch.train import TrainConfig, train
-from fromscratch.unet import UNet, UNetConfig
-from fromscratch.vit import CNN_RECIPE, CNNConfig, SmallCNN, accuracy
+from fromscratch.stable_diffusion.pipeline import StableDiffusion
+from fromscratch.stable_diffusion.text_encoder import BertTextEncoder
+from fromscratch.stable_diffusion.unet import UNet, UNetConfig
+from fromscratch.training.loop import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDANCE = (0.0, 1.0, 2.0, 4.0, 7.0)
@@ -181,7 +181,7 @@ def pixel_model(train_set, text: PromptEmbeddings, recipe: dict, cpu_budget: flo
 def save_figure(figure, path: Path) -> None:
     import io
 
-    from fromscratch.checkpoint import atomic_write_bytes
+    from fromscratch.training.checkpoint import atomic_write_bytes
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

@@ -18,7 +18,7 @@ from contextlib import nullcontext
 
 import torch
 
-from fromscratch.gpt import GPT, GPTConfig
+from fromscratch.language.gpt import GPT, GPTConfig
 
 
 def make_step(config: GPTConfig, batch, dtype: torch.dtype, checkpointing: bool):

@@ -32,7 +32,7 @@ SD_V1 = dict(block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, norm
 def models(config: dict, device: str):
     from diffusers import UNet2DConditionModel
 
-    from fromscratch.unet import UNet
+    from fromscratch.stable_diffusion.unet import UNet
 
     torch.manual_seed(0)
     theirs = UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, **config)

@@ -43,7 +43,7 @@ from torch import nn
 
 from fromscratch.attention import causal_mask, scaled_dot_product_attention
 from fromscratch.exercises import check, exercise
-from fromscratch.gpt import GPT, PRESETS, GPTConfig
+from fromscratch.language.gpt import GPT, PRESETS, GPTConfig
 
 torch.manual_seed(0)
 

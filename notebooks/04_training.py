@@ -34,9 +34,9 @@ import torch.nn.functional as F
 
 from fromscratch.data.text import LMBatches, evaluate_lm, load_text, split_train_val
 from fromscratch.exercises import check, exercise
-from fromscratch.gpt import GPT, GPTConfig
+from fromscratch.language.gpt import GPT, GPTConfig
 from fromscratch.tokenizers import CharTokenizer
-from fromscratch.train import TrainConfig, lr_at, train
+from fromscratch.training.loop import TrainConfig, lr_at, train
 
 FAST = os.environ.get("FROMSCRATCH_FAST") == "1"
 CORPUS = "pydoc"  # Python's documentation, offline; or "shakespeare" (downloads 1.1 MB once)

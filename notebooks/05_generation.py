@@ -33,9 +33,16 @@ import torch
 from fromscratch.attention import MultiHeadAttention, scaled_dot_product_attention
 from fromscratch.data.text import LMBatches, load_text, split_train_val
 from fromscratch.exercises import check, exercise
-from fromscratch.gpt import GPT, GPTConfig, KVCache, sample_next, top_k_filter, top_p_filter
+from fromscratch.language.gpt import (
+    GPT,
+    GPTConfig,
+    KVCache,
+    sample_next,
+    top_k_filter,
+    top_p_filter,
+)
 from fromscratch.tokenizers import CharTokenizer
-from fromscratch.train import TrainConfig, train
+from fromscratch.training.loop import TrainConfig, train
 
 FAST = os.environ.get("FROMSCRATCH_FAST") == "1"
 torch.manual_seed(0)

@@ -43,10 +43,10 @@ import torch
 import torch.nn.functional as F
 
 from fromscratch.attention import causal_mask, padding_mask
-from fromscratch.bert import BertConfig, BertModel, SentenceEncoder, normalize
 from fromscratch.data.text import load_text, split_train_val
 from fromscratch.exercises import check, exercise
-from fromscratch.retrieval import search, zero_shot_classify, zero_shot_scores
+from fromscratch.language.bert import BertConfig, BertModel, SentenceEncoder, normalize
+from fromscratch.language.retrieval import search, zero_shot_classify, zero_shot_scores
 from fromscratch.tokenizers import BPETokenizer, CharTokenizer, WordPieceTokenizer
 from fromscratch.tokenizers.wordpiece import basic_tokenize, train_wordpiece
 
@@ -507,7 +507,7 @@ if HAVE_MINILM:
 #
 # **The classifier.** Pool the last layer's vectors into one $h \in \mathbb{R}^C$ per text (mean
 # of the real tokens, as in section 4), then $\text{logits} = W\,\text{dropout}(h) + b$ with
-# $W \in \mathbb{R}^{K \times C}$, trained by cross-entropy (`fromscratch.classify.BertClassifier`).
+# $W \in \mathbb{R}^{K \times C}$, trained by cross-entropy (`fromscratch.language.classify.BertClassifier`).
 #
 # **LoRA** (low-rank adaptation). Fine-tuning changes each weight matrix $W_0 \in
 # \mathbb{R}^{d_\text{out} \times d_\text{in}}$ into $W_0 + \Delta W$. LoRA bets that a useful
@@ -545,7 +545,7 @@ def lora_forward(x, W, b, A, B, alpha, r):
 check("lora_forward", lora_forward)
 
 # %% [markdown]
-# The library's version is `fromscratch.lora.LoRALinear`; `add_lora` wraps every `nn.Linear`
+# The library's version is `fromscratch.language.lora.LoRALinear`; `add_lora` wraps every `nn.Linear`
 # whose name matches. On MiniLM we wrap all six matrices of each layer (query, key, value, the
 # attention's output projection and the feed-forward network's two), 36 in all; the checkpoint's
 # `pooler.dense` is left alone, since mean pooling never uses it. Three facts to check: the wrapped model starts equal to the
@@ -556,7 +556,10 @@ import copy
 from pathlib import Path
 
 import fromscratch
-from fromscratch.classify import (
+from fromscratch.data.sms import load_sms, sms_splits
+from fromscratch.data.tables import stratified_split
+from fromscratch.exercises.lora_solutions import lora_forward as lora_reference
+from fromscratch.language.classify import (
     BertClassifier,
     FinetuneConfig,
     classification_metrics,
@@ -564,10 +567,7 @@ from fromscratch.classify import (
     finetune,
     fit_linear_probe,
 )
-from fromscratch.data.sms import load_sms, sms_splits
-from fromscratch.data.tables import stratified_split
-from fromscratch.exercises.lora_solutions import lora_forward as lora_reference
-from fromscratch.lora import (
+from fromscratch.language.lora import (
     add_lora,
     lora_layers,
     mark_only_lora_trainable,

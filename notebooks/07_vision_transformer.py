@@ -32,11 +32,7 @@ import os
 import matplotlib.pyplot as plt
 import torch
 
-from fromscratch.data.images import ImageBatches, ImageSet, mnist_5k_split
-from fromscratch.exercises import check, exercise
-from fromscratch.gpt import Block, GPTConfig
-from fromscratch.train import TrainConfig, train
-from fromscratch.vit import (
+from fromscratch.beyond.vit import (
     CNN_RECIPE,
     RECIPE,
     CNNConfig,
@@ -48,6 +44,10 @@ from fromscratch.vit import (
     attention_rollout,
     cls_attention_map,
 )
+from fromscratch.data.images import ImageBatches, ImageSet, mnist_5k_split
+from fromscratch.exercises import check, exercise
+from fromscratch.language.gpt import Block, GPTConfig
+from fromscratch.training.loop import TrainConfig, train
 
 FAST = os.environ.get("FROMSCRATCH_FAST") == "1"
 torch.manual_seed(0)
@@ -130,7 +130,7 @@ assert torch.allclose(encoder_block(z, causal=True), gpt_block(z), atol=1e-5)
 print("max difference without the mask:", (encoder_block(z) - gpt_block(z)).abs().max().item())
 
 # %% [markdown]
-# The whole `fromscratch.vit.ViT` (patch embedding, class token, positions, encoder, final
+# The whole `fromscratch.beyond.vit.ViT` (patch embedding, class token, positions, encoder, final
 # LayerNorm, head on the class token) is proven equal to `transformers`' `ViTForImageClassification`
 # on the same weights in `tests/test_vit.py`.
 #

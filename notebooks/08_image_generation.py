@@ -31,10 +31,10 @@ import os
 import matplotlib.pyplot as plt
 import torch
 
+from fromscratch.beyond.imagegpt import RECIPE, ImageGPT, ImageGPTConfig, ImageTokenizer
 from fromscratch.data.images import ImageBatches, ImageSet, mnist_5k_split
 from fromscratch.exercises import check, exercise
-from fromscratch.imagegpt import RECIPE, ImageGPT, ImageGPTConfig, ImageTokenizer
-from fromscratch.train import TrainConfig, train
+from fromscratch.training.loop import TrainConfig, train
 
 FAST = os.environ.get("FROMSCRATCH_FAST") == "1"
 torch.manual_seed(0)
@@ -55,7 +55,7 @@ train_set, test_set = mnist_5k_split()
 #
 # ### Exercise: patch tokens
 # Write `patch_tokens(binary, P)` for binary images (B, 1, S, S): the token of each P × P patch,
-# pixel $k$ (row by row inside the patch) being bit $k$. Hint: `fromscratch.vit.patchify` gives
+# pixel $k$ (row by row inside the patch) being bit $k$. Hint: `fromscratch.beyond.vit.patchify` gives
 # the pixels of each patch in that order.
 
 # %%

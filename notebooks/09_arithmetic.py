@@ -31,9 +31,9 @@ import os
 import matplotlib.pyplot as plt
 import torch
 
-from fromscratch import arithmetic as ar
+from fromscratch.beyond import arithmetic as ar
 from fromscratch.exercises import check, exercise
-from fromscratch.train import TrainConfig, train
+from fromscratch.training.loop import TrainConfig, train
 
 FAST = os.environ.get("FROMSCRATCH_FAST") == "1"
 torch.manual_seed(0)

@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import fromscratch
-from fromscratch import audio
+from fromscratch.beyond import audio
 from fromscratch.data.audio import load_fsdd, pad_batch, random_split, read_wav
 from fromscratch.exercises import check, exercise
 
@@ -183,13 +183,13 @@ print("padding mask:", padding.int().tolist()[0], "... batch = alone, for every 
 # %% [markdown]
 # ## 7. Training
 #
-# 80% of the recordings for training, 20% held out, with `fromscratch.train.train`. Training
+# 80% of the recordings for training, 20% held out, with `fromscratch.training.loop.train`. Training
 # batches mask a random band of mel channels and a random stretch of frames (SpecAugment), so
 # the model cannot lean on one of them. Fast mode trains a few steps only; the full run uses the
 # recipe of `benchmarks/audio_music.py` (≥ 98% in the benchmark).
 
 # %%
-from fromscratch.train import TrainConfig  # noqa: E402
+from fromscratch.training.loop import TrainConfig  # noqa: E402
 
 train_recs, test_recs = random_split(recordings, 0.2, seed=0)
 if FAST:

@@ -33,10 +33,10 @@ import torch
 from IPython.display import display
 
 import fromscratch
-from fromscratch import midi, music
+from fromscratch.beyond import midi, music
 from fromscratch.data.music import load_jsb, to_piano_roll
 from fromscratch.exercises import check, exercise
-from fromscratch.train import TrainConfig
+from fromscratch.training.loop import TrainConfig
 
 FAST = os.environ.get("FROMSCRATCH_FAST") == "1"
 torch.manual_seed(0)

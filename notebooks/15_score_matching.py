@@ -143,7 +143,7 @@ print(f"DSM loss of the exact score: {ours.item():.4f} (not 0: the noise is not 
 #
 # `ToyDiffusion` is a 3-layer MLP that takes $x_t$ and the noise level (Fourier features of
 # $\log(\sigma/\alpha)$) and predicts $\varepsilon$. Its `loss(batch)` is `dsm_loss`, so the
-# library's one training loop `fromscratch.train.train` trains it (`train_toy` draws fresh
+# library's one training loop `fromscratch.training.loop.train` trains it (`train_toy` draws fresh
 # batches of the toy set and keeps an exponential moving average of the weights).
 
 # %%

@@ -37,9 +37,9 @@ import torch
 from fromscratch.data.toy2d import toy_mixture
 from fromscratch.diffusion import samplers
 from fromscratch.diffusion.gmm import GaussianMixture, gaussian_pf_ode_solution
+from fromscratch.diffusion.metrics import sliced_wasserstein2
 from fromscratch.diffusion.sde import VPSDE, DiscreteSchedule, linear_betas
 from fromscratch.exercises import check, exercise
-from fromscratch.metrics import sliced_wasserstein2
 
 FAST = os.environ.get("FROMSCRATCH_FAST") == "1"
 N_SAMPLES = 1000 if FAST else 10_000

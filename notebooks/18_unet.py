@@ -17,7 +17,7 @@
 # a noise level and a condition to the noise in the image, at every pixel. Stable Diffusion's
 # answer is a UNet. You build its three ideas in the open — the **sinusoidal time embedding**,
 # the **ResBlock** that adds it to the features, and the **skip connections** that carry detail
-# from the way down to the way up — prove each equal to `fromscratch.unet` (itself proven equal
+# from the way down to the way up — prove each equal to `fromscratch.stable_diffusion.unet` (itself proven equal
 # to diffusers' `UNet2DConditionModel` in `tests/equivalence/test_unet_diffusers.py`), and measure
 # what the skips buy: how far each output pixel can see.
 #
@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fromscratch.exercises import check, exercise
-from fromscratch.unet import ResnetBlock2D, UNet, UNetConfig, timestep_embedding
+from fromscratch.stable_diffusion.unet import ResnetBlock2D, UNet, UNetConfig, timestep_embedding
 
 FAST = os.environ.get("FROMSCRATCH_FAST") == "1"
 torch.manual_seed(0)
@@ -123,7 +123,7 @@ mine.load_state_dict({k: library_block.state_dict()[library_name(k)] for k in mi
 x, tau = torch.randn(2, 8, 12, 12), torch.randn(2, 32)
 with torch.no_grad():
     assert torch.allclose(mine(x, tau), library_block(x, tau), atol=1e-5)
-print("MyResBlock = fromscratch.unet.ResnetBlock2D")
+print("MyResBlock = fromscratch.stable_diffusion.unet.ResnetBlock2D")
 
 # %% [markdown]
 # ## 3. Down, up, and the skips between them
@@ -230,5 +230,5 @@ print(f"share of the gradient within 2 pixels: with skips {share[0]:.2f}, withou
 #   images of a batch apart.
 # - The UNet: down (stride-2 convs), middle, up (nearest + conv), every down output concatenated
 #   into the up path; attention levels add SpatialTransformers (lesson 19).
-# - Everything here is `fromscratch.unet`, equal to diffusers' `UNet2DConditionModel` on the same
+# - Everything here is `fromscratch.stable_diffusion.unet`, equal to diffusers' `UNet2DConditionModel` on the same
 #   weights; `UNet.from_diffusers` loads Stable Diffusion's.

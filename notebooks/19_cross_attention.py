@@ -16,7 +16,7 @@
 # **Goal.** In Stable Diffusion the prompt enters the UNet only through **cross-attention**:
 # every pixel asks a question (a query), every word offers an answer (a key and a value), and
 # the pixel takes a weighted mix of the words' values. You build cross-attention in the open and
-# prove it equal to `fromscratch.unet.Attention`; draw **attention maps** — which pixels listen to
+# prove it equal to `fromscratch.stable_diffusion.unet.Attention`; draw **attention maps** — which pixels listen to
 # which word; compare the two kinds of **text encoder** that make the word vectors (CLIP's causal
 # transformer, BERT's bidirectional one) and see that their vectors are *contextual*: "bank"
 # means different things in "river bank" and "bank account". Then **classifier-free guidance**,
@@ -33,8 +33,8 @@ import torch
 from fromscratch.attention import attention_weights
 from fromscratch.diffusion.guidance import cfg_combine
 from fromscratch.exercises import check, exercise
-from fromscratch.text_encoder import CLIPTextConfig, CLIPTextModel
-from fromscratch.unet import Attention, SpatialTransformer
+from fromscratch.stable_diffusion.text_encoder import CLIPTextConfig, CLIPTextModel
+from fromscratch.stable_diffusion.unet import Attention, SpatialTransformer
 
 FAST = os.environ.get("FROMSCRATCH_FAST") == "1"
 torch.manual_seed(0)
@@ -73,7 +73,7 @@ with torch.no_grad():
     mine, weights = cross_attention(x, c, attn)
     assert torch.allclose(mine, attn(x, c), atol=1e-5)
     assert torch.allclose(weights.sum(-1), torch.ones(2, 4, 64))
-print("cross_attention = fromscratch.unet.Attention; weights", tuple(weights.shape))
+print("cross_attention = fromscratch.stable_diffusion.unet.Attention; weights", tuple(weights.shape))
 
 # %% [markdown]
 # ## 2. Attention maps: which pixels listen to which word
@@ -125,7 +125,7 @@ with torch.no_grad():
 #
 # - **CLIP's text transformer** (Stable Diffusion v1) is causal: token $i$ sees tokens $\le i$,
 #   like GPT. Its vector at the end-of-text token has seen the whole prompt (CLIP's sentence
-#   embedding). `fromscratch.text_encoder.CLIPTextModel`, equal to transformers' on the same
+#   embedding). `fromscratch.stable_diffusion.text_encoder.CLIPTextModel`, equal to transformers' on the same
 #   weights (tests/equivalence/test_clip_hf.py).
 # - **BERT / MiniLM** is bidirectional: every token sees the whole prompt.
 #   `BertTextEncoder` makes our BERT a drop-in encoder for a small text-to-image model.
@@ -156,7 +156,7 @@ except ImportError:
     minilm_path = None
 
 if minilm_path is not None:
-    from fromscratch.text_encoder import BertTextEncoder
+    from fromscratch.stable_diffusion.text_encoder import BertTextEncoder
 
     encoder = BertTextEncoder.from_pretrained(minilm_path, max_length=12)
     sentences = ["the river bank was muddy", "the bank lent me money",
@@ -244,5 +244,5 @@ plt.show()
 #   (bidirectional, `BertTextEncoder`); both feed the UNet the same (B, T, D) way.
 # - Classifier-free guidance, $\tilde\varepsilon = \varepsilon_u + w(\varepsilon_c -
 #   \varepsilon_u)$, samples from $p(x)p(c\mid x)^w$: sharper, more prompt-like, less diverse.
-# - The whole pipeline, `fromscratch.text2image.StableDiffusion`, is proven to produce the same
+# - The whole pipeline, `fromscratch.stable_diffusion.pipeline.StableDiffusion`, is proven to produce the same
 #   images as diffusers' `StableDiffusionPipeline` on the same weights.

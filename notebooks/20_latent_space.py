@@ -15,7 +15,7 @@
 #
 # **Goal.** Stable Diffusion does not denoise pixels: it denoises a small grid of **latents** made
 # by an autoencoder, and decodes once at the end. You derive the variational autoencoder (VAE)
-# of `fromscratch.vae` in the open — an encoder to a mean and a log-variance, the
+# of `fromscratch.stable_diffusion.vae` in the open — an encoder to a mean and a log-variance, the
 # reparameterisation trick, the KL term of the ELBO, checked against a Monte-Carlo estimate and
 # against the library — train a small one on MNIST, look at its latents, compute the scaling
 # factor that gives them unit variance, and **measure** what the latent space saves: the FLOPs
@@ -42,9 +42,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from fromscratch.data.images import ImageBatches, mnist_5k_split
 from fromscratch.diffusion.sde import DiscreteSchedule, scaled_linear_betas
 from fromscratch.exercises import check, exercise
-from fromscratch.train import TrainConfig, train
-from fromscratch.unet import UNet, UNetConfig
-from fromscratch.vae import AutoencoderKL, VAEConfig
+from fromscratch.stable_diffusion.unet import UNet, UNetConfig
+from fromscratch.stable_diffusion.vae import AutoencoderKL, VAEConfig
+from fromscratch.training.loop import TrainConfig, train
 
 FAST = os.environ.get("FROMSCRATCH_FAST") == "1"
 torch.manual_seed(0)
@@ -194,7 +194,7 @@ print(f"{sum(p.numel() for p in vae.parameters()):,} parameters")
 # The 4,000 training digits of `mnist_5k_split` (lesson 07), mapped to $[-1, 1]$ (the diffusion
 # convention) and padded with background to 32×32, so three levels give 8×8 latents. The loss
 # is the ELBO's: mean squared error per pixel, plus $\beta$ times the KL per pixel, with a
-# small $\beta = 10^{-3}$; the library's training loop (`fromscratch.train`) runs it.
+# small $\beta = 10^{-3}$; the library's training loop (`fromscratch.training.loop`) runs it.
 
 # %%
 train_set, test_set = mnist_5k_split()

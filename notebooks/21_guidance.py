@@ -21,7 +21,7 @@
 # accuracy and the spread of the samples, measured for $w \in \{0, 1, 2, 4, 7\}$, show the trade.
 # Then you run the whole pipeline — text → tokens → contextual vectors → UNet in latent space with
 # guidance as one batched forward pass → sampler → VAE decoder — written out step by step on a
-# tiny random model, proven equal to `fromscratch.text2image.StableDiffusion`, and see how the
+# tiny random model, proven equal to `fromscratch.stable_diffusion.pipeline.StableDiffusion`, and see how the
 # same class loads the real Stable Diffusion v1.x.
 #
 # **Prerequisites.** Lesson 13 (the exact mixture score), Lesson 16 (samplers, DDIM), Lesson 19
@@ -44,11 +44,15 @@ from fromscratch.diffusion.gmm import GaussianMixture
 from fromscratch.diffusion.guidance import cfg_combine, from_diffusers_scale, guided
 from fromscratch.diffusion.sde import DiscreteSchedule, linear_betas, scaled_linear_betas
 from fromscratch.exercises import check, exercise
-from fromscratch.text2image import StableDiffusion
-from fromscratch.text_encoder import CLIPPromptEncoder, CLIPTextConfig, CLIPTextModel
+from fromscratch.stable_diffusion.pipeline import StableDiffusion
+from fromscratch.stable_diffusion.text_encoder import (
+    CLIPPromptEncoder,
+    CLIPTextConfig,
+    CLIPTextModel,
+)
+from fromscratch.stable_diffusion.unet import UNet, UNetConfig
+from fromscratch.stable_diffusion.vae import AutoencoderKL, VAEConfig
 from fromscratch.tokenizers.clip import CLIPTokenizer
-from fromscratch.unet import UNet, UNetConfig
-from fromscratch.vae import AutoencoderKL, VAEConfig
 
 FAST = os.environ.get("FROMSCRATCH_FAST") == "1"
 N_PER_CLASS = 1000 if FAST else 10_000
@@ -408,7 +412,7 @@ plt.show()
 #
 # ```python
 # import torch
-# from fromscratch.text2image import StableDiffusion
+# from fromscratch.stable_diffusion.pipeline import StableDiffusion
 #
 # pipe = StableDiffusion.from_pretrained("stable-diffusion-v1-5/stable-diffusion-v1-5")
 # pipe.to("cuda", torch.float16)

@@ -15,7 +15,7 @@
 #
 # **Goal.** The models of the earlier lessons train on one CPU in minutes. Real ones train for
 # days on many GPUs, in reduced precision, with more activations than memory, and they crash.
-# This lesson takes apart the five tools `fromscratch.train` uses for that, each measured or
+# This lesson takes apart the five tools `fromscratch.training.loop` uses for that, each measured or
 # proven on a tiny GPT:
 #
 # 1. **data parallelism** — why averaging gradients across processes is the gradient of the
@@ -47,11 +47,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from fromscratch.data.text import LMBatches
-from fromscratch.distributed import World, my_micro_batches
-from fromscratch.ema import EMA
 from fromscratch.exercises import check, exercise
-from fromscratch.gpt import GPT, GPTConfig
-from fromscratch.train import TrainConfig, train
+from fromscratch.language.gpt import GPT, GPTConfig
+from fromscratch.training.distributed import World, my_micro_batches
+from fromscratch.training.ema import EMA
+from fromscratch.training.loop import TrainConfig, train
 
 FAST = os.environ.get("FROMSCRATCH_FAST") == "1"
 torch.manual_seed(0)
@@ -324,7 +324,7 @@ axis.set_aspect("equal")
 plt.show()
 
 # %% [markdown]
-# `fromscratch.ema.EMA` does the same for a whole model (parameters averaged; buffers such as
+# `fromscratch.training.ema.EMA` does the same for a whole model (parameters averaged; buffers such as
 # BatchNorm's running statistics *copied*, since they are averages already), and the trainer
 # keeps one with `TrainConfig(ema_decay=0.999)` (`--ema 0.999`): evaluation and the saved model
 # use the averaged weights, and the checkpoint stores it for an exact resume.

@@ -1,7 +1,7 @@
 """mkdocs hook: links written for the repository work in the site too.
 
 A page may link to files the way they sit in the repository, which is how they work when the
-Markdown is read on disk: `../notebooks/02_attention.py`, `../src/fromscratch/gpt.py`,
+Markdown is read on disk: `../notebooks/02_attention.py`, `../src/fromscratch/language/gpt.py`,
 `../docs/derivations/diffusion.md` (from a lesson). Each such link is pointed at the site's page
 for that file: the rendered lesson, the API page, the docs page. A link to a repository file with
 no page (a benchmark script, a test) becomes its path in code font. Anything else is left alone,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from fromscratch import arithmetic
-from fromscratch.arithmetic import (
+from fromscratch.beyond import arithmetic
+from fromscratch.beyond.arithmetic import (
     IGNORE,
     VOCAB,
     ArithmeticBatches,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from fromscratch.audio import (
+from fromscratch.beyond.audio import (
     AudioClassifier,
     AudioConfig,
     dft_matrices,

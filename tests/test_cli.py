@@ -11,7 +11,7 @@ import torch
 
 from fromscratch.cli import main
 from fromscratch.data.text import evaluate_lm, split_train_val
-from fromscratch.gpt import GPT
+from fromscratch.language.gpt import GPT
 from fromscratch.tokenizers import load_tokenizer
 
 TEXT = "".join(topics[k] for k in sorted(topics))[:30_000]

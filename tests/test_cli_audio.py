@@ -8,7 +8,7 @@ import pytest
 import torch
 from test_cli import run_cli
 
-from fromscratch.audio import AudioClassifier, evaluate, featurize_all
+from fromscratch.beyond.audio import AudioClassifier, evaluate, featurize_all
 from fromscratch.cli import main
 from fromscratch.data.audio import load_fsdd, random_split, read_wav, write_wav
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fromscratch.bert import BertConfig, BertModel
 from fromscratch.cli import main
+from fromscratch.language.bert import BertConfig, BertModel
 from fromscratch.tokenizers import WordPieceTokenizer
 
 CORPUS = [

@@ -9,8 +9,8 @@ import torch
 from fromscratch.cli import main
 from fromscratch.commands.diffusion import SAMPLER_NAMES
 from fromscratch.data.toy2d import sample_toy
+from fromscratch.diffusion.metrics import sliced_wasserstein2
 from fromscratch.diffusion.samplers import SAMPLERS
-from fromscratch.metrics import sliced_wasserstein2
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 from test_cli import run_cli
 
+from fromscratch.beyond.midi import midi_to_roll, read_midi
+from fromscratch.beyond.music import MusicTransformer, evaluate_nll
 from fromscratch.cli import main
 from fromscratch.data.music import load_jsb, to_piano_roll
-from fromscratch.midi import midi_to_roll, read_midi
-from fromscratch.music import MusicTransformer, evaluate_nll
 
 C, F, G = [60, 64, 67, 72], [60, 65, 69, 72], [59, 62, 67, 74]
 

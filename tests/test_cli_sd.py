@@ -7,11 +7,11 @@ import re
 import pytest
 import torch
 
-from fromscratch.bert import BertConfig, BertModel
 from fromscratch.cli import main
 from fromscratch.data import images
 from fromscratch.data.images import ImageSet
 from fromscratch.data.prompts import HELD_OUT_TEMPLATES, TRAIN_TEMPLATES
+from fromscratch.language.bert import BertConfig, BertModel
 
 
 def run(capsys, *args):

@@ -91,8 +91,8 @@ def test_arithmetic_train_eval_and_one_problem(tmp_path, capsys):
 
 
 def test_arithmetic_multiplication_trains_its_own_recipe(tmp_path):
-    from fromscratch import arithmetic as ar
-    from fromscratch.gpt import GPT
+    from fromscratch.beyond import arithmetic as ar
+    from fromscratch.language.gpt import GPT
 
     assert main(["arithmetic", "train", "--op", "*", "--digits", "1", "--max-steps", "2",
                  "--out", str(tmp_path / "mul")]) == 0
@@ -106,8 +106,8 @@ def test_arithmetic_multiplication_trains_its_own_recipe(tmp_path):
 def test_a_shortened_run_keeps_warmup_to_a_fifth_of_its_steps():
     from argparse import Namespace
 
+    from fromscratch.beyond.vit import RECIPE
     from fromscratch.commands.vit import train_config
-    from fromscratch.vit import RECIPE
 
     def settings(**overrides):
         args = dict(max_steps=None, max_time=None, lr=None, seed=0, device="cpu") | overrides

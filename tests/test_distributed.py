@@ -12,11 +12,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
-from test_train import DATA, TinyLM, config, evaluate, train_losses
+from test_loop import DATA, TinyLM, config, evaluate, train_losses
 
-from fromscratch.distributed import World, my_micro_batches
 from fromscratch.errors import UserError
-from fromscratch.train import train
+from fromscratch.training.distributed import World, my_micro_batches
+from fromscratch.training.loop import train
 
 TOLERANCE = 1e-5
 RUN_A = dict(grad_accum=2)  # plain DDP, with dropout: randomness depends on (step, micro) only

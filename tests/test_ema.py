@@ -7,13 +7,13 @@ import pytest
 import torch
 import torch.nn as nn
 from safetensors.torch import load_file
-from test_train import DATA, TinyLM, config, evaluate, train_losses
+from test_loop import DATA, TinyLM, config, evaluate, train_losses
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from fromscratch.checkpoint import load_training_state
-from fromscratch.ema import EMA
 from fromscratch.errors import UserError
-from fromscratch.train import TrainConfig, train
+from fromscratch.training.checkpoint import load_training_state
+from fromscratch.training.ema import EMA
+from fromscratch.training.loop import TrainConfig, train
 
 
 class NormNet(nn.Module):

@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
+from fromscratch.beyond.midi import encode_vlq
 from fromscratch.exercises import audio_solutions as solutions
 from fromscratch.exercises import check, list_exercises, solution_source
-from fromscratch.midi import encode_vlq
 
 TRACK = ["frame_signal", "mel_filterbank", "piano_roll_nll", "encode_vlq"]
 SEEDS = [0, 1]
@@ -30,7 +30,7 @@ def test_reference_solution_is_correct(name, seed, capsys):
 
 
 def test_references_equal_the_library():
-    from fromscratch import audio
+    from fromscratch.beyond import audio
 
     x = torch.randn(2, 300)
     assert torch.equal(solutions.frame_signal(x, 32, 10), audio.frame_signal(x, 32, 10))

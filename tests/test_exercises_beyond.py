@@ -4,10 +4,10 @@ each planted mistake (written as a learner would, with loops and other ops) gets
 import pytest
 import torch
 
+from fromscratch.beyond.imagegpt import ImageTokenizer
+from fromscratch.beyond.vit import patchify
 from fromscratch.exercises import beyond_solutions as solutions
 from fromscratch.exercises import check, list_exercises, prompt, solution_source
-from fromscratch.imagegpt import ImageTokenizer
-from fromscratch.vit import patchify
 
 SEEDS = [0, 1, 2]
 BEYOND_TRACK = ["patchify", "patch_tokens", "answer_targets"]
@@ -23,7 +23,7 @@ def test_each_reference_solution_passes_in_lesson_order(capsys):
 
 
 def test_the_library_passes_its_own_exercises():
-    from fromscratch import arithmetic
+    from fromscratch.beyond import arithmetic
 
     assert check("patchify", patchify, seed=0).ok
     assert check("answer_targets", arithmetic.answer_targets, seed=0).ok

@@ -7,7 +7,7 @@ from torch import nn
 
 from fromscratch.exercises import check, list_exercises, prompt, solution_source
 from fromscratch.exercises import lora_solutions as solutions
-from fromscratch.lora import LoRALinear
+from fromscratch.language.lora import LoRALinear
 
 SEEDS = [0, 1, 2]
 

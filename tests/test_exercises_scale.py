@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from fromscratch.ema import EMA
 from fromscratch.exercises import check, list_exercises, solution_source
 from fromscratch.exercises import scale_solutions as solutions
+from fromscratch.training.ema import EMA
 
 SEEDS = [0, 1]
 

@@ -10,8 +10,8 @@ import torch
 from fromscratch.diffusion.guidance import cfg_combine, guided
 from fromscratch.exercises import check, list_exercises, prompt, sd_exercises, solution_source
 from fromscratch.exercises import sd_solutions as solutions
-from fromscratch.unet import timestep_embedding
-from fromscratch.vae import AutoencoderKL
+from fromscratch.stable_diffusion.unet import timestep_embedding
+from fromscratch.stable_diffusion.vae import AutoencoderKL
 
 TRACK = ["timestep_embedding", "cfg_combine", "gaussian_kl", "reparameterize", "guided_eps"]
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from fromscratch.errors import UserError
-from fromscratch.gpt import (
+from fromscratch.language.gpt import (
     GPT,
     PRESETS,
     GPTConfig,

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
+from fromscratch.beyond.imagegpt import ImageGPT, ImageGPTConfig, ImageTokenizer
 from fromscratch.errors import UserError
-from fromscratch.imagegpt import ImageGPT, ImageGPTConfig, ImageTokenizer
 
 TINY = dict(n_layer=1, n_head=2, n_embd=32)
 

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from fromscratch.errors import UserError
-from fromscratch.gpt import GPT, GPTConfig
-from fromscratch.lora import (
+from fromscratch.language.gpt import GPT, GPTConfig
+from fromscratch.language.lora import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
     LoRALinear,
@@ -24,7 +24,7 @@ from fromscratch.lora import (
     save_adapters,
     unmerge_lora,
 )
-from fromscratch.train import TrainConfig, train
+from fromscratch.training.loop import TrainConfig, train
 
 TINY = dict(vocab_size=97, block_size=16, n_layer=2, n_head=4, n_embd=32)
 
@@ -315,7 +315,7 @@ def test_adapters_we_save_load_into_peft_on_hf_gpt2(tmp_path):
 
 def test_lora_on_our_bert_equals_peft_on_hf_bert(tmp_path):
     transformers = pytest.importorskip("transformers")
-    from fromscratch.bert import BertConfig, BertModel
+    from fromscratch.language.bert import BertConfig, BertModel
 
     torch.manual_seed(0)
     config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,

@@ -6,7 +6,12 @@ import math
 import pytest
 import torch
 
-from fromscratch.metrics import mmd, random_directions, sliced_wasserstein2, wasserstein2_1d
+from fromscratch.diffusion.metrics import (
+    mmd,
+    random_directions,
+    sliced_wasserstein2,
+    wasserstein2_1d,
+)
 
 
 def gen(seed):

@@ -4,8 +4,7 @@ independent reader) agreeing with what we write; damaged files give one-line err
 import pytest
 import torch
 
-from fromscratch.errors import UserError
-from fromscratch.midi import (
+from fromscratch.beyond.midi import (
     MidiFile,
     Note,
     decode_vlq,
@@ -17,6 +16,7 @@ from fromscratch.midi import (
     roll_to_midi,
     write_midi,
 )
+from fromscratch.errors import UserError
 
 # The examples table of the Standard MIDI File specification (1.0), section "Variable Length".
 SPEC_VLQ = [

@@ -7,14 +7,14 @@ import math
 import pytest
 import torch
 
-from fromscratch.data.music import pad_rolls
-from fromscratch.errors import UserError
-from fromscratch.music import (
+from fromscratch.beyond.music import (
     MusicConfig,
     MusicTransformer,
     evaluate_nll,
     plot_piano_roll,
 )
+from fromscratch.data.music import pad_rolls
+from fromscratch.errors import UserError
 
 
 def tiny_model(within_step=False, nade_hidden=0) -> MusicTransformer:
@@ -153,7 +153,7 @@ def test_save_load_round_trip_and_plot(tmp_path):
     roll = random_rolls(8)[0][None]
     assert loaded.config == model.config and torch.equal(loaded(roll), model(roll))
     with pytest.raises(UserError, match="holds a .fromscratch-music. model, not fromscratch-audio"):
-        from fromscratch.audio import AudioClassifier
+        from fromscratch.beyond.audio import AudioClassifier
 
         AudioClassifier.from_pretrained(tmp_path / "m")
     plot_piano_roll(roll[0], tmp_path / "roll.png", title="random")

@@ -5,9 +5,9 @@ truncation keeping the end token, bad folders)."""
 import pytest
 import torch
 
-from fromscratch.bert import BertConfig, BertModel
 from fromscratch.errors import UserError
-from fromscratch.text_encoder import BertTextEncoder, CLIPTextConfig, CLIPTextModel
+from fromscratch.language.bert import BertConfig, BertModel
+from fromscratch.stable_diffusion.text_encoder import BertTextEncoder, CLIPTextConfig, CLIPTextModel
 from fromscratch.tokenizers import WordPieceTokenizer
 from fromscratch.tokenizers.clip import CLIPTokenizer
 

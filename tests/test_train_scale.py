@@ -8,12 +8,12 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_train import TinyLM
+from test_loop import TinyLM
 
 from fromscratch.data.text import LMBatches
 from fromscratch.errors import UserError
-from fromscratch.gpt import GPT, GPTConfig
-from fromscratch.train import TrainConfig, autocast_dtype, micro_batch_seed, train
+from fromscratch.language.gpt import GPT, GPTConfig
+from fromscratch.training.loop import TrainConfig, autocast_dtype, micro_batch_seed, train
 
 VOCAB = 32
 IDS = (torch.arange(3000) * 7 + torch.randint(0, 3, (3000,),

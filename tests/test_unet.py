@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fromscratch.errors import UserError
-from fromscratch.unet import UNet, UNetConfig
+from fromscratch.stable_diffusion.unet import UNet, UNetConfig
 
 MNIST = UNetConfig(in_channels=1, out_channels=1, block_out_channels=(8, 16),
                    attention_levels=(False, True), layers_per_block=1, num_attention_heads=2,

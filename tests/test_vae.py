@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fromscratch.errors import UserError
-from fromscratch.vae import AutoencoderKL, VAEConfig
+from fromscratch.stable_diffusion.vae import AutoencoderKL, VAEConfig
 
 TINY = VAEConfig(in_channels=1, out_channels=1, block_out_channels=(4, 8), layers_per_block=1,
                  latent_channels=2, norm_num_groups=2)

@@ -7,9 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fromscratch.errors import UserError
-from fromscratch.gpt import Block, GPTConfig
-from fromscratch.vit import (
+from fromscratch.beyond.vit import (
     CNNConfig,
     Distilled,
     EncoderBlock,
@@ -22,6 +20,8 @@ from fromscratch.vit import (
     distillation_loss,
     patchify,
 )
+from fromscratch.errors import UserError
+from fromscratch.language.gpt import Block, GPTConfig
 
 TINY = dict(n_layer=2, n_head=2, n_embd=32)
 

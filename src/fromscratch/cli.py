@@ -12,8 +12,8 @@ import os
 import pkgutil
 import sys
 
-from . import commands
-from .errors import UserError
+from fromscratch import commands
+from fromscratch.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
+from fromscratch.errors import UserError
 
 FAST_ENV = "FROMSCRATCH_FAST"  # "1": tiny models and data, seconds per lesson (CI)
 LESSONS_DIR_ENV = "FROMSCRATCH_LESSONS_DIR"  # where the lesson files are, if not ./notebooks
@@ -151,7 +151,7 @@ def run_lesson(
         raise UserError(
             "running a lesson needs Jupyter's pieces: pip install 'fromscratch[lessons]'"
         ) from None
-    from .exercises import SOLUTIONS_ENV
+    from fromscratch.exercises import SOLUTIONS_ENV
 
     kernel_env = {
         **os.environ,

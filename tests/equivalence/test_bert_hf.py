@@ -16,8 +16,8 @@ from transformers import BertConfig as HFBertConfig  # noqa: E402
 from transformers import BertForSequenceClassification  # noqa: E402
 from transformers import BertModel as HFBertModel  # noqa: E402
 
-from fromscratch.bert import BertConfig, BertModel, SentenceEncoder, mean_pool  # noqa: E402
 from fromscratch.errors import UserError  # noqa: E402
+from fromscratch.language.bert import BertConfig, BertModel, SentenceEncoder, mean_pool  # noqa: E402
 
 TINY = dict(
     vocab_size=99,

@@ -14,7 +14,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from fromscratch.text_encoder import CLIPTextModel  # noqa: E402
+from fromscratch.stable_diffusion.text_encoder import CLIPTextModel  # noqa: E402
 from fromscratch.tokenizers.clip import CLIPTokenizer  # noqa: E402
 
 TOL = 1e-4

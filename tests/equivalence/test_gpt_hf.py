@@ -18,7 +18,7 @@ from transformers.generation.logits_process import (  # noqa: E402
 )
 
 from fromscratch.errors import UserError  # noqa: E402
-from fromscratch.gpt import GPT, GPTConfig, top_k_filter, top_p_filter  # noqa: E402
+from fromscratch.language.gpt import GPT, GPTConfig, top_k_filter, top_p_filter  # noqa: E402
 
 CONFIGS = [  # (vocab_size, block_size, n_layer, n_head, n_embd)
     (100, 16, 2, 4, 32),

@@ -24,7 +24,7 @@ from diffusers import (  # noqa: E402
 )
 
 from fromscratch.errors import UserError  # noqa: E402
-from fromscratch.text2image import StableDiffusion  # noqa: E402
+from fromscratch.stable_diffusion.pipeline import StableDiffusion  # noqa: E402
 
 pytestmark = [
     # diffusers' pipeline warns that steps_offset=0 is outdated (and uses 1, as ours does)

@@ -12,7 +12,7 @@ import torch
 diffusers = pytest.importorskip("diffusers")
 from diffusers import UNet2DConditionModel  # noqa: E402
 
-from fromscratch.unet import UNet, timestep_embedding  # noqa: E402
+from fromscratch.stable_diffusion.unet import UNet, timestep_embedding  # noqa: E402
 
 TOL = 1e-4
 CA, D, CU, U = "CrossAttnDownBlock2D", "DownBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"

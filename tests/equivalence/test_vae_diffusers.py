@@ -8,7 +8,7 @@ import torch
 diffusers = pytest.importorskip("diffusers")
 from diffusers import AutoencoderKL as TheirAutoencoderKL  # noqa: E402
 
-from fromscratch.vae import AutoencoderKL  # noqa: E402
+from fromscratch.stable_diffusion.vae import AutoencoderKL  # noqa: E402
 
 TOL = 1e-4
 CONFIGS = {

@@ -6,16 +6,16 @@
 
 from pathlib import Path
 
-from ..errors import UserError
-from .common import positive_int
-from .vit import add_training_args, train_config
+from fromscratch.commands.common import positive_int
+from fromscratch.commands.vit import add_training_args, train_config
+from fromscratch.errors import UserError
 
 
 def cmd_arithmetic_train(args) -> None:
     import torch
 
-    from .. import arithmetic as ar
-    from ..train import train
+    from fromscratch.beyond import arithmetic as ar
+    from fromscratch.training.loop import train
 
     torch.manual_seed(args.seed)
     task = ar.ArithmeticTask(op=args.op, n_digits=args.digits, reverse=not args.plain)
@@ -36,7 +36,7 @@ def cmd_arithmetic_train(args) -> None:
 
 
 def cmd_arithmetic_eval(args) -> None:
-    from .. import arithmetic as ar
+    from fromscratch.beyond import arithmetic as ar
 
     model, task = ar.load(args.ckpt)
     if args.problem:

@@ -8,14 +8,14 @@
 import json
 from pathlib import Path
 
-from ..errors import UserError
-from .common import positive_float, positive_int, train_config
+from fromscratch.commands.common import positive_float, positive_int, train_config
+from fromscratch.errors import UserError
 
 SPLIT_FILE = "split.json"  # how the run split the recordings, so that eval can redo it
 
 
 def _split(recordings, split: str, test_fraction: float, seed: int):
-    from ..data.audio import random_split, speaker_split
+    from fromscratch.data.audio import random_split, speaker_split
 
     if split == "random":
         return random_split(recordings, test_fraction, seed)
@@ -23,9 +23,9 @@ def _split(recordings, split: str, test_fraction: float, seed: int):
 
 
 def cmd_audio_train(args) -> None:
-    from ..audio import AudioConfig, train_classifier
-    from ..checkpoint import save_json_atomic
-    from ..data.audio import load_fsdd
+    from fromscratch.beyond.audio import AudioConfig, train_classifier
+    from fromscratch.data.audio import load_fsdd
+    from fromscratch.training.checkpoint import save_json_atomic
 
     recordings = load_fsdd(args.data)
     train_recs, test_recs = _split(recordings, args.split, args.test_fraction, args.seed)
@@ -46,8 +46,8 @@ def cmd_audio_train(args) -> None:
 
 
 def cmd_audio_eval(args) -> None:
-    from ..audio import AudioClassifier, evaluate, featurize_all
-    from ..data.audio import load_fsdd
+    from fromscratch.beyond.audio import AudioClassifier, evaluate, featurize_all
+    from fromscratch.data.audio import load_fsdd
 
     model = AudioClassifier.from_pretrained(args.ckpt)
     split_path = Path(args.ckpt) / SPLIT_FILE
@@ -64,8 +64,8 @@ def cmd_audio_eval(args) -> None:
 
 
 def cmd_audio_predict(args) -> None:
-    from ..audio import AudioClassifier
-    from ..data.audio import read_wav
+    from fromscratch.beyond.audio import AudioClassifier
+    from fromscratch.data.audio import read_wav
 
     model = AudioClassifier.from_pretrained(args.ckpt)
     samples, rate = read_wav(args.file)

@@ -14,8 +14,8 @@ import csv
 import importlib.util
 from pathlib import Path
 
-from ..errors import UserError
-from .common import positive_float, positive_int
+from fromscratch.commands.common import positive_float, positive_int
+from fromscratch.errors import UserError
 
 
 def default_model_folder() -> str:
@@ -56,7 +56,7 @@ def read_corpus(path: str, text_col: str | None) -> list[str]:
 
 
 def _load(args):
-    from ..bert import SentenceEncoder
+    from fromscratch.language.bert import SentenceEncoder
 
     texts = read_corpus(args.corpus, args.text_col)
     if not texts:
@@ -66,7 +66,7 @@ def _load(args):
 
 
 def cmd_bert_search(args) -> None:
-    from ..retrieval import search
+    from fromscratch.language.retrieval import search
 
     texts, encoder = _load(args)
     embeddings = encoder.encode(texts, batch_size=args.batch_size, progress=len(texts) > 256)
@@ -76,7 +76,7 @@ def cmd_bert_search(args) -> None:
 
 
 def cmd_bert_embed(args) -> None:
-    from ..checkpoint import save_safetensors_atomic
+    from fromscratch.training.checkpoint import save_safetensors_atomic
 
     texts, encoder = _load(args)
     embeddings = encoder.encode(texts, batch_size=args.batch_size, progress=len(texts) > 256)
@@ -85,8 +85,8 @@ def cmd_bert_embed(args) -> None:
 
 
 def cmd_bert_finetune(args) -> None:
-    from ..classify import FinetuneConfig, finetune
-    from ..data.tables import labeled_texts, read_table, stratified_split
+    from fromscratch.data.tables import labeled_texts, read_table, stratified_split
+    from fromscratch.language.classify import FinetuneConfig, finetune
 
     data = labeled_texts(read_table(args.data), args.text_col, args.label_col)
     train_idx, val_idx = stratified_split(data.labels, (0.9, 0.1), seed=args.seed)
@@ -107,7 +107,7 @@ def cmd_bert_finetune(args) -> None:
 
 
 def cmd_bert_predict(args) -> None:
-    from ..classify import predict
+    from fromscratch.language.classify import predict
 
     if not all(text.strip() for text in args.texts):
         raise UserError("give non-empty texts to classify")

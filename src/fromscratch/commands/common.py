@@ -43,7 +43,7 @@ def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def train_config(args, *, warmup_steps: int, weight_decay: float):
     """The TrainConfig a `train` verb's shared options ask for: evaluate and save 4 times a run."""
-    from ..train import TrainConfig
+    from fromscratch.training.loop import TrainConfig
 
     quarter = max(1, args.max_steps // 4)
     return TrainConfig(

@@ -10,8 +10,8 @@ fresh data (with the floor of data against data), and writes samples.png and tra
 
 from pathlib import Path
 
-from ..errors import UserError
-from .common import one_line_errors, positive_float, positive_int
+from fromscratch.commands.common import one_line_errors, positive_float, positive_int
+from fromscratch.errors import UserError
 
 DATA = {"gmm": "mixture", "eight_gaussians": "eight_gaussians", "moons": "moons",
         "swissroll": "swiss_roll", "checkerboard": "checkerboard"}  # CLI name → toy2d name
@@ -39,8 +39,8 @@ def _model(args, out: Path):
     """(model, prediction kind, description): the exact score, or a freshly trained network."""
     import torch
 
-    from ..data.toy2d import toy_mixture
-    from ..diffusion.toy import ToyDiffusion, ToyFlow, train_toy
+    from fromscratch.data.toy2d import toy_mixture
+    from fromscratch.diffusion.toy import ToyDiffusion, ToyFlow, train_toy
 
     dataset = DATA[args.data]
     if args.exact_score:
@@ -80,10 +80,10 @@ def _plot(samples, trajectory, data, title: str, out: Path) -> None:
 def cmd_diffusion_toy(args) -> None:
     import torch
 
-    from ..data.toy2d import sample_toy
-    from ..diffusion import samplers
-    from ..diffusion.sde import VPSDE
-    from ..metrics import mmd, sliced_wasserstein2
+    from fromscratch.data.toy2d import sample_toy
+    from fromscratch.diffusion import samplers
+    from fromscratch.diffusion.metrics import mmd, sliced_wasserstein2
+    from fromscratch.diffusion.sde import VPSDE
 
     _check(args)
     out = Path(args.out)

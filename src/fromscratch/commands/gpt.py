@@ -11,12 +11,12 @@ import argparse
 import os
 from pathlib import Path
 
-from ..errors import UserError
-from .common import one_line_errors, positive_float, positive_int
+from fromscratch.commands.common import one_line_errors, positive_float, positive_int
+from fromscratch.errors import UserError
 
 
 def _make_tokenizer(kind: str, text: str):
-    from ..tokenizers import BPETokenizer, CharTokenizer
+    from fromscratch.tokenizers import BPETokenizer, CharTokenizer
 
     if kind == "char":
         return CharTokenizer.train(text)
@@ -30,10 +30,10 @@ def _make_tokenizer(kind: str, text: str):
 def cmd_gpt_train(args) -> None:
     import torch
 
-    from ..data.text import LMBatches, evaluate_lm, load_text, split_train_val
-    from ..gpt import GPT, GPTConfig
-    from ..presets import get_recipe
-    from ..train import TrainConfig, train
+    from fromscratch.data.text import LMBatches, evaluate_lm, load_text, split_train_val
+    from fromscratch.language.gpt import GPT, GPTConfig
+    from fromscratch.language.recipes import get_recipe
+    from fromscratch.training.loop import TrainConfig, train
 
     recipe = get_recipe(args.preset)
     out = Path(args.out)
@@ -94,8 +94,8 @@ def cmd_gpt_train(args) -> None:
 # gpt sample / eval
 # ---------------------------------------------------------------------------------------------
 def _load_model_and_tokenizer(ckpt: str, device: str):
-    from ..gpt import GPT
-    from ..tokenizers import BPETokenizer, load_tokenizer
+    from fromscratch.language.gpt import GPT
+    from fromscratch.tokenizers import BPETokenizer, load_tokenizer
 
     model = GPT.from_pretrained(ckpt).to(device).eval()
     folder = Path(ckpt)
@@ -133,7 +133,7 @@ def cmd_gpt_sample(args) -> None:
 def cmd_gpt_eval(args) -> None:
     import torch
 
-    from ..data.text import evaluate_lm, load_text, split_train_val
+    from fromscratch.data.text import evaluate_lm, load_text, split_train_val
 
     model, tokenizer = _load_model_and_tokenizer(args.ckpt, args.device)
     ids = torch.tensor(tokenizer.encode(load_text(args.data)), dtype=torch.long)

@@ -7,17 +7,17 @@
 
 from pathlib import Path
 
-from ..errors import UserError
-from .common import positive_float, positive_int
-from .vit import add_training_args, train_config
+from fromscratch.commands.common import positive_float, positive_int
+from fromscratch.commands.vit import add_training_args, train_config
+from fromscratch.errors import UserError
 
 
 def cmd_imagegpt_train(args) -> None:
     import torch
 
-    from ..data.images import ImageBatches, load_images
-    from ..imagegpt import RECIPE, ImageGPT, ImageGPTConfig
-    from ..train import train
+    from fromscratch.beyond.imagegpt import RECIPE, ImageGPT, ImageGPTConfig
+    from fromscratch.data.images import ImageBatches, load_images
+    from fromscratch.training.loop import train
 
     torch.manual_seed(args.seed)
     train_set, test_set = load_images(args.data)
@@ -40,10 +40,10 @@ def cmd_imagegpt_train(args) -> None:
 def cmd_imagegpt_sample(args) -> None:
     import torch
 
-    from ..data.images import save_image_grid
-    from ..imagegpt import ImageGPT
-    from ..vit import accuracy
-    from .vit import load_classifier
+    from fromscratch.beyond.imagegpt import ImageGPT
+    from fromscratch.beyond.vit import accuracy
+    from fromscratch.commands.vit import load_classifier
+    from fromscratch.data.images import save_image_grid
 
     if not args.digits.isdigit():
         raise UserError(f"--digits must be digits such as 0123456789, got {args.digits!r}")

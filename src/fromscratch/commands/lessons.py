@@ -16,13 +16,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ..errors import UserError
+from fromscratch.errors import UserError
 
 VERDICT = re.compile(r"^([✓✗]) (\w+):")
 
 
 def cmd_lessons_list(args) -> None:
-    from ..lessons import CURRICULUM, find_lessons
+    from fromscratch.lessons import CURRICULUM, find_lessons
 
     lessons = {lesson.number: lesson for lesson in find_lessons()}
     numbers = sorted({topic.number for topic in CURRICULUM} | set(lessons))
@@ -49,7 +49,7 @@ def notebook_for(lesson) -> Path | None:
 
 
 def cmd_lessons_open(args) -> None:
-    from ..lessons import find_lesson
+    from fromscratch.lessons import find_lesson
 
     lesson = find_lesson(args.name)
     notebook = notebook_for(lesson)
@@ -65,9 +65,9 @@ def cmd_lessons_open(args) -> None:
 
 def lesson_to_check(name: str):
     """The lesson called `name`, or the lesson holding exercise `name` (then also that name)."""
-    from ..exercises import list_exercises
-    from ..exercises.checking import get_exercise
-    from ..lessons import find_lesson
+    from fromscratch.exercises import list_exercises
+    from fromscratch.exercises.checking import get_exercise
+    from fromscratch.lessons import find_lesson
 
     if name in list_exercises():
         return find_lesson(get_exercise(name).lesson), name
@@ -95,7 +95,7 @@ def verdicts(notebook) -> tuple[dict[str, str], list[str]]:
 
 
 def cmd_lessons_check(args) -> None:
-    from ..lessons import run_lesson
+    from fromscratch.lessons import run_lesson
 
     lesson, only = lesson_to_check(args.name)
     if args.file:
@@ -130,7 +130,7 @@ def cmd_lessons_check(args) -> None:
 
 
 def cmd_lessons_solution(args) -> None:
-    from ..exercises import solution_source
+    from fromscratch.exercises import solution_source
 
     print(solution_source(args.name))
 

@@ -9,22 +9,22 @@
 
 from pathlib import Path
 
-from ..errors import UserError
-from .audio import add_training_args
-from .common import non_negative_int, positive_float, positive_int, train_config
+from fromscratch.commands.audio import add_training_args
+from fromscratch.commands.common import non_negative_int, positive_float, positive_int, train_config
+from fromscratch.errors import UserError
 
 RESOLUTIONS = {"quarter": 1, "16th": 4}  # time steps per quarter note
 
 
 def _rolls(data, resolution: str):
-    from ..data.music import load_jsb, to_piano_roll
+    from fromscratch.data.music import load_jsb, to_piano_roll
 
     chorales = load_jsb(resolution, data)
     return {split: [to_piano_roll(c) for c in cs] for split, cs in chorales.items()}
 
 
 def cmd_music_train(args) -> None:
-    from ..music import MusicConfig, evaluate_nll, train_music
+    from fromscratch.beyond.music import MusicConfig, evaluate_nll, train_music
 
     rolls = _rolls(args.data, args.resolution)
     longest = max(len(r) for split in rolls.values() for r in split)
@@ -44,7 +44,7 @@ def cmd_music_train(args) -> None:
 
 
 def cmd_music_eval(args) -> None:
-    from ..music import MusicTransformer, evaluate_nll
+    from fromscratch.beyond.music import MusicTransformer, evaluate_nll
 
     model = MusicTransformer.from_pretrained(args.ckpt)
     resolution = {v: k for k, v in RESOLUTIONS.items()}[model.config.steps_per_quarter]
@@ -61,8 +61,8 @@ def cmd_music_eval(args) -> None:
 def cmd_music_sample(args) -> None:
     import torch
 
-    from ..midi import roll_to_midi, write_midi
-    from ..music import MusicTransformer, plot_piano_roll
+    from fromscratch.beyond.midi import roll_to_midi, write_midi
+    from fromscratch.beyond.music import MusicTransformer, plot_piano_roll
 
     out = Path(args.output)
     if out.suffix.lower() not in (".mid", ".midi"):
@@ -80,8 +80,8 @@ def cmd_music_sample(args) -> None:
 
 
 def cmd_music_show(args) -> None:
-    from ..midi import midi_to_roll, read_midi
-    from ..music import plot_piano_roll
+    from fromscratch.beyond.midi import midi_to_roll, read_midi
+    from fromscratch.beyond.music import plot_piano_roll
 
     midi = read_midi(args.file)
     roll = midi_to_roll(midi, args.steps_per_quarter)

@@ -19,8 +19,8 @@ A training run refuses an --out folder that holds an earlier run unless --resume
 
 from pathlib import Path
 
-from ..errors import UserError
-from .common import positive_float, positive_int
+from fromscratch.commands.common import positive_float, positive_int
+from fromscratch.errors import UserError
 
 
 def _load(path, with_conditions: bool = False):
@@ -28,7 +28,7 @@ def _load(path, with_conditions: bool = False):
     import numpy as np
     import torch
 
-    from ..neuro.io import load_counts
+    from fromscratch.neuro.io import load_counts
 
     spikes = load_counts(path)
     rates = conditions = None
@@ -61,8 +61,8 @@ def cmd_simulate(args) -> None:
 
     import numpy as np
 
-    from ..checkpoint import atomic_write_bytes
-    from ..neuro.simulate import simulate_lorenz_population
+    from fromscratch.neuro.simulate import simulate_lorenz_population
+    from fromscratch.training.checkpoint import atomic_write_bytes
 
     data = simulate_lorenz_population(n_trials=args.trials, n_neurons=args.neurons,
                                       n_bins=args.bins, bin_size=args.bin_size, seed=args.seed,
@@ -81,8 +81,8 @@ def cmd_simulate(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from ..neuro.metrics import bits_per_spike
-    from ..neuro.ndt import train_ndt
+    from fromscratch.neuro.metrics import bits_per_spike
+    from fromscratch.neuro.ndt import train_ndt
 
     spikes, _ = _load(args.data)
     train_set, valid_set = _split(spikes, args.valid_trials)
@@ -103,8 +103,8 @@ def cmd_train(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from ..neuro.metrics import bits_per_spike, r_squared
-    from ..neuro.ndt import NDT
+    from fromscratch.neuro.metrics import bits_per_spike, r_squared
+    from fromscratch.neuro.ndt import NDT
 
     model = NDT.from_pretrained(args.ckpt)
     spikes, true_rates = _load(args.data)
@@ -123,11 +123,11 @@ def cmd_eval(args) -> None:
 def cmd_train_generative(args) -> None:
     import torch
 
-    from ..neuro.generative import train_generative
+    from fromscratch.neuro.generative import train_generative
 
     spikes, rates, conditions = _load(args.data, with_conditions=True)
     if args.rates_from:
-        from ..neuro.ndt import NDT
+        from fromscratch.neuro.ndt import NDT
 
         ndt = NDT.from_pretrained(args.rates_from)
         if ndt.config.n_neurons != spikes.shape[2]:
@@ -158,8 +158,8 @@ def cmd_generate(args) -> None:
     import numpy as np
     import torch
 
-    from ..checkpoint import atomic_write_bytes
-    from ..neuro.generative import ConditionalDenoiser, plot_generated_vs_real
+    from fromscratch.neuro.generative import ConditionalDenoiser, plot_generated_vs_real
+    from fromscratch.training.checkpoint import atomic_write_bytes
 
     model = ConditionalDenoiser.from_pretrained(args.ckpt)
     K = model.config.n_conditions

@@ -5,17 +5,17 @@
     fromscratch sd sample --ckpt DIR "a handwritten three" [--guidance 4] [--steps 25]
                           [--sampler dpm++|ddim|euler] [--seed 0] [-n 8] -o grid.png
 
-`train` trains the autoencoder, then the latent UNet (latent_diffusion.py), and leaves DIR as a
+`train` trains the autoencoder, then the latent UNet (stable_diffusion/mnist.py), and leaves DIR as a
 pipeline folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/). `sample` draws images for
 a prompt with classifier-free guidance (w = 0 unconditional, 1 conditional, > 1 guided).
 """
 
 from pathlib import Path
 
-from ..errors import UserError
-from .common import one_line_errors, positive_float, positive_int
+from fromscratch.commands.common import one_line_errors, positive_float, positive_int
+from fromscratch.errors import UserError
 
-SAMPLERS = ("dpm++", "ddim", "euler")  # text2image.SAMPLERS, named here to keep torch unloaded
+SAMPLERS = ("dpm++", "ddim", "euler")  # pipeline.SAMPLERS, named here to keep torch unloaded
 
 
 def non_negative_float(text: str) -> float:
@@ -29,7 +29,7 @@ def non_negative_float(text: str) -> float:
 
 def text_encoder(path: str | None, max_length: int):
     """Our BertTextEncoder on a BERT folder, or on MiniLM when none is given."""
-    from ..text_encoder import BertTextEncoder
+    from fromscratch.stable_diffusion.text_encoder import BertTextEncoder
 
     if path is None:
         try:
@@ -44,9 +44,9 @@ def text_encoder(path: str | None, max_length: int):
 def cmd_sd_train(args) -> None:
     import torch
 
-    from ..data.images import load_images
-    from ..data.prompts import training_prompts
-    from ..latent_diffusion import RECIPES, is_pipeline, train_mnist
+    from fromscratch.data.images import load_images
+    from fromscratch.data.prompts import training_prompts
+    from fromscratch.stable_diffusion.mnist import RECIPES, is_pipeline, train_mnist
 
     out = Path(args.out)
     if is_pipeline(out) and not (args.resume or args.overwrite):
@@ -73,8 +73,8 @@ def cmd_sd_train(args) -> None:
 def cmd_sd_sample(args) -> None:
     import torch
 
-    from ..data.images import save_image_grid
-    from ..latent_diffusion import check_prompts, load_pipeline
+    from fromscratch.data.images import save_image_grid
+    from fromscratch.stable_diffusion.mnist import check_prompts, load_pipeline
 
     output = Path(args.output)
     if output.suffix.lower() != ".png":

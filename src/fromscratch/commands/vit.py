@@ -6,8 +6,8 @@
 
 from pathlib import Path
 
-from ..errors import UserError
-from .common import positive_float, positive_int
+from fromscratch.commands.common import positive_float, positive_int
+from fromscratch.errors import UserError
 
 
 def add_training_args(p) -> None:
@@ -24,7 +24,7 @@ def add_training_args(p) -> None:
 
 def train_config(recipe: dict, args):
     """The recipe's TrainConfig with the command line's overrides."""
-    from ..train import TrainConfig
+    from fromscratch.training.loop import TrainConfig
 
     settings = dict(recipe["train"], seed=args.seed, device=args.device)
     for name in ("max_steps", "max_time", "lr"):
@@ -39,9 +39,17 @@ def train_config(recipe: dict, args):
 def cmd_vit_train(args) -> None:
     import torch
 
-    from ..data.images import ImageBatches, load_images
-    from ..train import train
-    from ..vit import CNN_RECIPE, RECIPE, CNNConfig, SmallCNN, ViT, ViTConfig, accuracy
+    from fromscratch.beyond.vit import (
+        CNN_RECIPE,
+        RECIPE,
+        CNNConfig,
+        SmallCNN,
+        ViT,
+        ViTConfig,
+        accuracy,
+    )
+    from fromscratch.data.images import ImageBatches, load_images
+    from fromscratch.training.loop import train
 
     torch.manual_seed(args.seed)
     train_set, test_set = load_images(args.data)
@@ -68,7 +76,7 @@ def load_classifier(folder):
     """A ViT or a SmallCNN, whichever the folder's config.json says."""
     import json
 
-    from ..vit import SmallCNN, ViT
+    from fromscratch.beyond.vit import SmallCNN, ViT
 
     config = Path(folder) / "config.json"
     kind = json.loads(config.read_text()).get("model_type") if config.is_file() else None
@@ -80,8 +88,8 @@ def load_classifier(folder):
 def cmd_vit_eval(args) -> None:
     import torch
 
-    from ..data.images import load_image_file, load_images, save_image_grid
-    from ..vit import ViT, accuracy, attention_rollout
+    from fromscratch.beyond.vit import ViT, accuracy, attention_rollout
+    from fromscratch.data.images import load_image_file, load_images, save_image_grid
 
     model = load_classifier(args.ckpt)
     if args.image:

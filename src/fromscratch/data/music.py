@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fromscratch.beyond.midi import LOWEST_PITCH
 from fromscratch.data import default_cache_dir, download
 from fromscratch.errors import UserError
-from fromscratch.midi import LOWEST_PITCH
 
 N_KEYS = 88
 JSB_COMMIT = "9a7f733ddb4ed91f48da64ac7f0f621c34aadd4d"

@@ -17,10 +17,10 @@ import hashlib
 import zipfile
 from pathlib import Path
 
-from fromscratch.checkpoint import atomic_write_bytes
 from fromscratch.data import default_cache_dir, download
 from fromscratch.data.tables import LabeledTexts, labeled_texts, read_table, stratified_split
 from fromscratch.errors import UserError
+from fromscratch.training.checkpoint import atomic_write_bytes
 
 SMS_URL = "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
 SMS_ZIP_SHA256 = "1587ea43e58e82b14ff1f5425c88e17f8496bfcdb67a583dbff9eefaf9963ce3"

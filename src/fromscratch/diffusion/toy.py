@@ -29,7 +29,7 @@ from fromscratch.diffusion.gmm import GaussianMixture
 from fromscratch.diffusion.losses import dsm_loss, flow_matching_loss
 from fromscratch.diffusion.sde import expand_like
 from fromscratch.diffusion.targets import KINDS, convert
-from fromscratch.train import TrainConfig, TrainResult, train
+from fromscratch.training.loop import TrainConfig, TrainResult, train
 
 
 class FourierFeatures(nn.Module):

@@ -44,15 +44,15 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ..diffusion.guidance import guided
-from ..diffusion.losses import dsm_loss
-from ..diffusion.samplers import ddim
-from ..diffusion.sde import DiscreteSchedule, cosine_betas
-from ..diffusion.toy import FourierFeatures
-from ..errors import UserError
-from ..gpt import GPTConfig
-from ..vit import EncoderBlock, save_model_folder
-from .ndt import TrialBatches, load_pretrained
+from fromscratch.beyond.vit import EncoderBlock, save_model_folder
+from fromscratch.diffusion.guidance import guided
+from fromscratch.diffusion.losses import dsm_loss
+from fromscratch.diffusion.samplers import ddim
+from fromscratch.diffusion.sde import DiscreteSchedule, cosine_betas
+from fromscratch.diffusion.toy import FourierFeatures
+from fromscratch.errors import UserError
+from fromscratch.language.gpt import GPTConfig
+from fromscratch.neuro.ndt import TrialBatches, load_pretrained
 
 MIN_RATE = 1e-4  # counts per bin; rates are clamped here before the log
 
@@ -208,7 +208,7 @@ def train_generative(rates: torch.Tensor, conditions: torch.Tensor, n_conditions
 
     Returns (model, TrainResult); the model holds the EMA weights, which sample better.
     """
-    from ..train import TrainConfig, train
+    from fromscratch.training.loop import TrainConfig, train
 
     R, T, N = rates.shape
     conditions = torch.as_tensor(conditions, dtype=torch.long)
@@ -253,7 +253,13 @@ def plot_generated_vs_real(real, real_conditions, generated, generated_condition
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .metrics import fano_factors, mean_rates, pairwise_correlations, pearson, psths
+    from fromscratch.neuro.metrics import (
+        fano_factors,
+        mean_rates,
+        pairwise_correlations,
+        pearson,
+        psths,
+    )
 
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
     real_psth = psths(real, real_conditions, n_conditions, bin_size, smooth_bins=2.0)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import UserError
+from fromscratch.errors import UserError
 
 
 def check_counts(counts: np.ndarray, source: str = "the array") -> torch.Tensor:

@@ -96,7 +96,7 @@ def pairwise_correlations(spikes, conditions, n_conditions: int) -> torch.Tensor
 def psths(spikes, conditions, n_conditions: int, bin_size: float,
           smooth_bins: float | None = None) -> torch.Tensor:
     """P_k(t) in Hz, (K, T, N); smoothed by a Gaussian of std `smooth_bins` bins if given."""
-    from .baselines import gaussian_smooth
+    from fromscratch.neuro.baselines import gaussian_smooth
 
     averages = torch.stack([spikes[r].double().mean(0) / bin_size
                             for r in _condition_rows(conditions, n_conditions)])  # (K, T, N)

@@ -32,9 +32,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ..errors import UserError
-from ..gpt import GPTConfig
-from ..vit import EncoderBlock, load_checked, load_model_folder, save_model_folder
+from fromscratch.beyond.vit import EncoderBlock, load_checked, load_model_folder, save_model_folder
+from fromscratch.errors import UserError
+from fromscratch.language.gpt import GPTConfig
 
 
 @dataclass
@@ -216,8 +216,8 @@ def train_ndt(spikes: torch.Tensor, n_heldout: int, *, valid: torch.Tensor | Non
     valid: held-out trials; their co-smoothing bits per spike is logged as `valid_co_bps`.
     resume, overwrite: what to do with an earlier run in out_dir (train.train refuses it else).
     """
-    from ..train import TrainConfig, train
-    from .metrics import bits_per_spike
+    from fromscratch.neuro.metrics import bits_per_spike
+    from fromscratch.training.loop import TrainConfig, train
 
     R, T, N = spikes.shape
     torch.manual_seed(seed)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import UserError
+from fromscratch.errors import UserError
 
 SIGMA, RHO, BETA = 10.0, 28.0, 8.0 / 3.0  # Lorenz's classical chaotic parameters
 

@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import save_json_atomic
-from .data.images import NUM_CLASSES, SIDE, check_images
-from .errors import UserError
-from .gpt import GPT, GPTConfig, KVCache, check_sampling_args, sample_next
+from fromscratch.data.images import NUM_CLASSES, SIDE, check_images
+from fromscratch.errors import UserError
+from fromscratch.language.gpt import GPT, GPTConfig, KVCache, check_sampling_args, sample_next
+from fromscratch.training.checkpoint import save_json_atomic
 
 # The settings `fromscratch imagegpt train` and the benchmark use.
 RECIPE = dict(

@@ -35,10 +35,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from .attention import MultiHeadAttention
-from .checkpoint import save_json_atomic, save_safetensors_atomic
-from .errors import UserError
-from .gpt import MLP
+from fromscratch.attention import MultiHeadAttention
+from fromscratch.errors import UserError
+from fromscratch.language.gpt import MLP
+from fromscratch.training.checkpoint import save_json_atomic, save_safetensors_atomic
 
 LOG_FLOOR = 1e-6  # log(E + 1e-6): silence becomes about -13.8 instead of -∞
 
@@ -327,7 +327,7 @@ def evaluate(
     model: AudioClassifier, features: list[torch.Tensor], labels: list[int], batch_size: int = 128
 ) -> dict[str, float]:
     """{"accuracy", "loss"} over every recording, in batches of similar lengths (little padding)."""
-    from .data.audio import pad_batch
+    from fromscratch.data.audio import pad_batch
 
     was_training = model.training
     model.eval()
@@ -354,7 +354,7 @@ RECIPE = dict(max_steps=1500, batch_size=32, lr=2e-3, weight_decay=0.05)
 
 def featurize_all(recordings, config: AudioConfig) -> list[torch.Tensor]:
     """Log-mel spectrograms (T_i, M) of FSDD `Recording`s, each cut to max_frames."""
-    from .data.audio import read_wav
+    from fromscratch.data.audio import read_wav
 
     features = []
     for r in recordings:
@@ -369,11 +369,11 @@ def featurize_all(recordings, config: AudioConfig) -> list[torch.Tensor]:
 
 def train_classifier(train_recordings, test_recordings, config: AudioConfig, train_config,
                      *, batch_size: int = 64, out_dir=None, seed: int = 0, **train_args):
-    """Train an `AudioClassifier` on FSDD recordings with `fromscratch.train.train`, evaluating
+    """Train an `AudioClassifier` on FSDD recordings with `fromscratch.train`, evaluating
     on `test_recordings`. Returns (model, TrainResult); the result's last "test_accuracy" is the
     test accuracy of the final model."""
-    from .data.audio import SpectrogramBatches
-    from .train import train
+    from fromscratch.data.audio import SpectrogramBatches
+    from fromscratch.training.loop import train
 
     train_features = featurize_all(train_recordings, config)
     test_features = featurize_all(test_recordings, config)

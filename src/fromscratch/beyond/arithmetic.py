@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import save_json_atomic
-from .errors import UserError
-from .gpt import GPT, GPTConfig
+from fromscratch.errors import UserError
+from fromscratch.language.gpt import GPT, GPTConfig
+from fromscratch.training.checkpoint import save_json_atomic
 
 VOCAB = "0123456789+*=;"  # token id = position in this string
 END = ";"

@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from fromscratch.attention import MultiHeadAttention
-from fromscratch.checkpoint import save_json_atomic, save_safetensors_atomic
 from fromscratch.errors import UserError
-from fromscratch.unet import load_state, read_config, read_weights
+from fromscratch.stable_diffusion.unet import load_state, read_config, read_weights
+from fromscratch.training.checkpoint import save_json_atomic, save_safetensors_atomic
 
 ACTIVATIONS = {
     "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),  # CLIP's fast approximation of GELU
@@ -186,7 +186,7 @@ class BertTextEncoder(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | Path, max_length: int = 32) -> "BertTextEncoder":
         """A BERT or sentence-transformers folder with its vocab.txt (e.g. MiniLM)."""
-        from fromscratch.bert import BertModel
+        from fromscratch.language.bert import BertModel
         from fromscratch.tokenizers import WordPieceTokenizer
 
         return cls(BertModel.from_pretrained(path), WordPieceTokenizer.from_vocab(Path(path)),

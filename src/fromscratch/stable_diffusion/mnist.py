@@ -1,6 +1,6 @@
 """A small Stable Diffusion trained from scratch on MNIST digits and their prompts, on a CPU.
 
-Two models are trained one after the other, both with the shared loop (train.py):
+Two models are trained one after the other, both with the shared loop (training/loop.py):
 
 1. The autoencoder (vae.py): a digit x (1, 28, 28) in [-1, 1] ↔ a latent z (4, 7, 7), with
    loss = MSE(x̂, x) + β·KL(q(z | x) ‖ N(0, I)). Afterwards the latents are scaled by
@@ -17,7 +17,7 @@ Two models are trained one after the other, both with the shared loop (train.py)
    prompt's embedding for 10% of examples (classifier-free guidance dropout: the same network
    learns ε̂(z_t, t, ∅), guidance.py), and an EMA of the weights (ema.py) for sampling.
 
-Sampling is the pipeline's (text2image.StableDiffusion): guided UNet, our DDIM / DPM-Solver++ /
+Sampling is the pipeline's (pipeline.StableDiffusion): guided UNet, our DDIM / DPM-Solver++ /
 Euler, VAE decoder. A trained model is a diffusers-layout folder (unet/, vae/, text_encoder/,
 tokenizer/, scheduler/, model_index.json) read back by `load_pipeline`. The same
 ConditionalDiffusion trains a UNet on pixels (`PixelSpace` stands in for the autoencoder), for
@@ -36,16 +36,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from fromscratch.attention import padding_mask
-from fromscratch.checkpoint import save_json_atomic
 from fromscratch.data.images import step_generator
 from fromscratch.data.prompts import PromptSet
 from fromscratch.diffusion.sde import DiscreteSchedule, expand_like, scaled_linear_betas
 from fromscratch.diffusion.targets import from_x0_and_eps, to_model_range
 from fromscratch.errors import UserError
-from fromscratch.text2image import PREDICTIONS, StableDiffusion, schedule_from_config
-from fromscratch.text_encoder import BertTextEncoder
-from fromscratch.unet import UNet, UNetConfig
-from fromscratch.vae import AutoencoderKL, VAEConfig
+from fromscratch.stable_diffusion.pipeline import PREDICTIONS, StableDiffusion, schedule_from_config
+from fromscratch.stable_diffusion.text_encoder import BertTextEncoder
+from fromscratch.stable_diffusion.unet import UNet, UNetConfig
+from fromscratch.stable_diffusion.vae import AutoencoderKL, VAEConfig
+from fromscratch.training.checkpoint import save_json_atomic
 
 # Stable Diffusion v1's noise schedule (scheduler_config.json of its pipeline)
 SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
@@ -248,7 +248,7 @@ def train_vae(train_images: torch.Tensor, test_images: torch.Tensor, recipe: dic
               out_dir: Path | None, seed: int, resume: bool = False, overwrite: bool = False,
               progress: bool = True, max_steps: int | None = None) -> tuple[AutoencoderKL, dict]:
     """Train the autoencoder, then set its scaling factor s = 1 / std of the latents."""
-    from fromscratch.train import TrainConfig, train
+    from fromscratch.training.loop import TrainConfig, train
 
     torch.manual_seed(seed)
     vae = AutoencoderKL(VAEConfig(in_channels=1, out_channels=1, sample_size=SIDE,
@@ -278,7 +278,7 @@ def train_diffusion(model: ConditionalDiffusion, batches: DiffusionBatches, reci
                     overwrite: bool = False, progress: bool = True, max_steps: int | None = None,
                     max_time: float | None = None):
     """Train the UNet of `model`; afterwards the model holds the EMA weights."""
-    from fromscratch.train import TrainConfig, train
+    from fromscratch.training.loop import TrainConfig, train
 
     settings = dict(recipe["unet_train"], seed=seed, progress=progress, log_interval=10,
                     max_time=max_time)
@@ -313,7 +313,7 @@ def save_pipeline(folder: str | Path, unet: UNet, vae: AutoencoderKL, encoder: B
         encoder.bert.save_pretrained(folder / "text_encoder")
         tokenizer = folder / "tokenizer"
         tokenizer.mkdir(parents=True, exist_ok=True)
-        from fromscratch.checkpoint import atomic_write_bytes
+        from fromscratch.training.checkpoint import atomic_write_bytes
 
         atomic_write_bytes(tokenizer / "vocab.txt",
                            "\n".join(encoder.tokenizer.vocab).encode("utf-8"))
@@ -338,7 +338,7 @@ def is_pipeline(folder: str | Path) -> bool:
 
 def load_pipeline(folder: str | Path) -> StableDiffusion:
     """The StableDiffusion pipeline of a folder `save_pipeline` wrote."""
-    from fromscratch.bert import BertModel
+    from fromscratch.language.bert import BertModel
     from fromscratch.tokenizers import WordPieceTokenizer
 
     folder = Path(folder)

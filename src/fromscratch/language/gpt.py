@@ -29,8 +29,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .attention import scaled_dot_product_attention
-from .errors import UserError
+from fromscratch.attention import scaled_dot_product_attention
+from fromscratch.errors import UserError
 
 
 # ---------------------------------------------------------------------------------------------

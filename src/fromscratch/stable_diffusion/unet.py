@@ -35,8 +35,8 @@ from safetensors.torch import load_file
 from torch import nn
 
 from fromscratch.attention import scaled_dot_product_attention
-from fromscratch.checkpoint import save_json_atomic, save_safetensors_atomic
 from fromscratch.errors import UserError
+from fromscratch.training.checkpoint import save_json_atomic, save_safetensors_atomic
 
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 

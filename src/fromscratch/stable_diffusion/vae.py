@@ -24,9 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from fromscratch.attention import scaled_dot_product_attention
-from fromscratch.checkpoint import save_json_atomic, save_safetensors_atomic
 from fromscratch.errors import UserError
-from fromscratch.unet import (
+from fromscratch.stable_diffusion.unet import (
     WEIGHTS_NAME,
     Downsample2D,
     ResnetBlock2D,
@@ -35,6 +34,7 @@ from fromscratch.unet import (
     read_config,
     read_weights,
 )
+from fromscratch.training.checkpoint import save_json_atomic, save_safetensors_atomic
 
 EPS = 1e-6  # GroupNorm's ε throughout the VAE
 
@@ -229,7 +229,7 @@ class AutoencoderKL(nn.Module):
         return F.mse_loss(reconstruction, x), self.kl(mean, logvar).mean()
 
     def loss(self, batch) -> torch.Tensor:
-        """The VAE objective train.py minimises, MSE + β·KL (β = kl_weight), a negative ELBO
+        """The VAE objective the training loop minimises, MSE + β·KL (β = kl_weight), a negative ELBO
         with a Gaussian decoder of fixed variance, up to scale. batch: images in [-1, 1], or
         a tuple whose first entry they are."""
         x = batch[0] if isinstance(batch, tuple | list) else batch

@@ -33,9 +33,9 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm import tqdm
 
-from .attention import padding_mask, scaled_dot_product_attention
-from .checkpoint import save_json_atomic, save_safetensors_atomic
-from .errors import UserError
+from fromscratch.attention import padding_mask, scaled_dot_product_attention
+from fromscratch.errors import UserError
+from fromscratch.training.checkpoint import save_json_atomic, save_safetensors_atomic
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,7 +422,7 @@ class SentenceEncoder:
         """Load a BERT folder with its vocab.txt; a sentence-transformers folder (such as
         all-MiniLM-L6-v2) also says its pooling (1_Pooling/config.json) and the longest input
         (sentence_bert_config.json)."""
-        from .tokenizers.wordpiece import WordPieceTokenizer
+        from fromscratch.tokenizers.wordpiece import WordPieceTokenizer
 
         folder = Path(path).expanduser()
         model = BertModel.from_pretrained(folder)

@@ -92,10 +92,10 @@ class StableDiffusion:
                         ) -> "StableDiffusion":
         """A diffusers pipeline folder, or a Hub name such as
         "stable-diffusion-v1-5/stable-diffusion-v1-5" (about 2.7 GB in float16 ... float32)."""
-        from fromscratch.text_encoder import CLIPPromptEncoder, CLIPTextModel
+        from fromscratch.stable_diffusion.text_encoder import CLIPPromptEncoder, CLIPTextModel
+        from fromscratch.stable_diffusion.unet import UNet
+        from fromscratch.stable_diffusion.vae import AutoencoderKL
         from fromscratch.tokenizers.clip import CLIPTokenizer
-        from fromscratch.unet import UNet
-        from fromscratch.vae import AutoencoderKL
 
         folder = Path(name).expanduser()
         if not folder.is_dir():

@@ -6,7 +6,7 @@ table, so a number in the docs can always be reproduced with one command.
 
 from dataclasses import dataclass, field
 
-from .errors import UserError
+from fromscratch.errors import UserError
 
 
 @dataclass(frozen=True)

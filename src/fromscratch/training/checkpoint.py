@@ -33,8 +33,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from fromscratch.ema import EMA
 from fromscratch.errors import UserError
+from fromscratch.training.ema import EMA
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"

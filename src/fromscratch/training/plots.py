@@ -10,7 +10,7 @@ import io
 import json
 from pathlib import Path
 
-from fromscratch.checkpoint import atomic_write_bytes
+from fromscratch.training.checkpoint import atomic_write_bytes
 
 
 def read_log(path: str | Path) -> list[dict]:

@@ -8,7 +8,7 @@ import torch
 
 from fromscratch.diffusion.sde import DiscreteSchedule, linear_betas, scaled_linear_betas
 from fromscratch.errors import UserError
-from fromscratch.text2image import StableDiffusion, schedule_from_config, shifted
+from fromscratch.stable_diffusion.pipeline import StableDiffusion, schedule_from_config, shifted
 
 
 def test_schedule_from_config():

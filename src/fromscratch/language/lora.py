@@ -40,8 +40,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from .checkpoint import save_json_atomic, save_safetensors_atomic
-from .errors import UserError
+from fromscratch.errors import UserError
+from fromscratch.training.checkpoint import save_json_atomic, save_safetensors_atomic
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"

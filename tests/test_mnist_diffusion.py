@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from fromscratch.attention import padding_mask
-from fromscratch.bert import BertConfig, BertModel
 from fromscratch.data.prompts import HELD_OUT_TEMPLATES, TRAIN_TEMPLATES, PromptSet
 from fromscratch.diffusion import samplers
 from fromscratch.diffusion.guidance import cfg_combine
+from fromscratch.diffusion.metrics import frechet_distance
 from fromscratch.errors import UserError
-from fromscratch.latent_diffusion import (
+from fromscratch.language.bert import BertConfig, BertModel
+from fromscratch.stable_diffusion.mnist import (
     ConditionalDiffusion,
     DiffusionBatches,
     PromptEmbeddings,
@@ -23,12 +24,11 @@ from fromscratch.latent_diffusion import (
     save_pipeline,
     sd_schedule,
 )
-from fromscratch.metrics import frechet_distance
-from fromscratch.text2image import StableDiffusion
-from fromscratch.text_encoder import BertTextEncoder
+from fromscratch.stable_diffusion.pipeline import StableDiffusion
+from fromscratch.stable_diffusion.text_encoder import BertTextEncoder
+from fromscratch.stable_diffusion.unet import BasicTransformerBlock, UNet, UNetConfig
+from fromscratch.stable_diffusion.vae import AutoencoderKL, VAEConfig
 from fromscratch.tokenizers import WordPieceTokenizer
-from fromscratch.unet import BasicTransformerBlock, UNet, UNetConfig
-from fromscratch.vae import AutoencoderKL, VAEConfig
 
 PROMPTS = PromptSet.from_templates(TRAIN_TEMPLATES[:4])
 
@@ -229,7 +229,7 @@ def test_guidance_four_is_the_extrapolation_from_two_forwards(pipeline):
 # Training, saving, loading
 # ---------------------------------------------------------------------------------------------
 def test_a_short_run_halves_the_diffusion_loss():
-    from fromscratch.latent_diffusion import RECIPES, train_diffusion
+    from fromscratch.stable_diffusion.mnist import RECIPES, train_diffusion
 
     # one fixed "digit" per label: learnable in a few dozen steps
     text = PromptEmbeddings.compute(tiny_encoder(), PROMPTS)

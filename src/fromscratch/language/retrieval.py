@@ -13,8 +13,8 @@ example is needed; a better description is the only knob.
 
 import torch
 
-from .bert import SentenceEncoder, normalize
-from .errors import UserError
+from fromscratch.errors import UserError
+from fromscratch.language.bert import SentenceEncoder, normalize
 
 
 def top_k(queries: torch.Tensor, corpus: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

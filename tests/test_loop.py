@@ -16,12 +16,11 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from fromscratch import checkpoint
-from fromscratch.checkpoint import load_training_state
 from fromscratch.data.text import LMBatches, evaluate_lm
 from fromscratch.errors import UserError
-from fromscratch.plots import plot_loss_curves, smooth
-from fromscratch.train import (
+from fromscratch.training import checkpoint
+from fromscratch.training.checkpoint import load_training_state
+from fromscratch.training.loop import (
     TrainConfig,
     TrainingDiverged,
     count_items,
@@ -29,6 +28,7 @@ from fromscratch.train import (
     param_groups,
     train,
 )
+from fromscratch.training.plots import plot_loss_curves, smooth
 
 VOCAB = 12
 
@@ -256,7 +256,7 @@ def test_count_items_counts_tokens_or_examples():
 
 
 def test_importing_the_trainer_does_not_import_matplotlib():
-    code = "import sys, fromscratch.train; print('matplotlib' in sys.modules)"
+    code = "import sys, fromscratch.training.loop; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -265,7 +265,7 @@ def test_training_without_out_dir_draws_nothing(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("plotted during training without out_dir")
 
-    monkeypatch.setattr("fromscratch.train.plot_loss_curves", fail)
+    monkeypatch.setattr("fromscratch.training.loop.plot_loss_curves", fail)
     train(TinyLM(), DATA, config(max_steps=2), evaluate=evaluate)
 
 

@@ -38,12 +38,18 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from .bert import POOLINGS, BertModel
-from .checkpoint import save_json_atomic, save_safetensors_atomic
-from .data.tables import LabeledTexts
-from .errors import UserError
-from .lora import add_lora, load_adapters, mark_only_lora_trainable, merge_lora, save_adapters
-from .train import TrainConfig, TrainResult, train
+from fromscratch.data.tables import LabeledTexts
+from fromscratch.errors import UserError
+from fromscratch.language.bert import POOLINGS, BertModel
+from fromscratch.language.lora import (
+    add_lora,
+    load_adapters,
+    mark_only_lora_trainable,
+    merge_lora,
+    save_adapters,
+)
+from fromscratch.training.checkpoint import save_json_atomic, save_safetensors_atomic
+from fromscratch.training.loop import TrainConfig, TrainResult, train
 
 HEAD_FILE = "head.safetensors"
 
@@ -287,7 +293,7 @@ class Finetuned:
 
 def load_base(base: str | Path):
     """A pretrained BERT folder → (BertModel, WordPieceTokenizer)."""
-    from .tokenizers.wordpiece import WordPieceTokenizer
+    from fromscratch.tokenizers.wordpiece import WordPieceTokenizer
 
     return BertModel.from_pretrained(base), WordPieceTokenizer.from_vocab(base)
 
@@ -381,7 +387,7 @@ def load_classifier(folder: str | Path) -> tuple[BertClassifier, object, dict]:
     LoRA adapters are merged into the encoder's weights: predictions cost what the base
     model costs.
     """
-    from .tokenizers.wordpiece import WordPieceTokenizer
+    from fromscratch.tokenizers.wordpiece import WordPieceTokenizer
 
     folder = Path(folder)
     config_path = folder / "config.json"

@@ -54,17 +54,17 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from fromscratch import distributed
-from fromscratch.checkpoint import (
+from fromscratch.errors import UserError
+from fromscratch.training import distributed
+from fromscratch.training.checkpoint import (
     CHECKPOINTS,
     atomic_write_bytes,
     load_training_state,
     save_training_state,
 )
-from fromscratch.distributed import World
-from fromscratch.ema import EMA
-from fromscratch.errors import UserError
-from fromscratch.plots import plot_loss_curves
+from fromscratch.training.distributed import World
+from fromscratch.training.ema import EMA
+from fromscratch.training.plots import plot_loss_curves
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

@@ -35,11 +35,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from .attention import MultiHeadAttention
-from .checkpoint import save_json_atomic, save_safetensors_atomic
-from .data.images import check_images
-from .errors import UserError
-from .gpt import GPT, MLP, GPTConfig
+from fromscratch.attention import MultiHeadAttention
+from fromscratch.data.images import check_images
+from fromscratch.errors import UserError
+from fromscratch.language.gpt import GPT, MLP, GPTConfig
+from fromscratch.training.checkpoint import save_json_atomic, save_safetensors_atomic
 
 
 @dataclass

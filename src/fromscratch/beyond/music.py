@@ -40,11 +40,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .audio import init_weights, load_folder
-from .checkpoint import save_json_atomic, save_safetensors_atomic
-from .data.music import N_KEYS, pad_rolls
-from .errors import UserError
-from .gpt import Block
+from fromscratch.beyond.audio import init_weights, load_folder
+from fromscratch.data.music import N_KEYS, pad_rolls
+from fromscratch.errors import UserError
+from fromscratch.language.gpt import Block
+from fromscratch.training.checkpoint import save_json_atomic, save_safetensors_atomic
 
 
 @dataclass
@@ -230,10 +230,10 @@ RECIPE = dict(max_steps=1000, batch_size=16, lr=1e-3, weight_decay=0.1, max_tran
 def train_music(rolls: dict[str, list[torch.Tensor]], config: MusicConfig, train_config, *,
                 batch_size: int = 16, max_transpose: int = 5, out_dir=None, seed: int = 0,
                 **train_args):
-    """Train a `MusicTransformer` on rolls["train"] with `fromscratch.train.train`, tracking the
+    """Train a `MusicTransformer` on rolls["train"] with `fromscratch.train`, tracking the
     NLL per step on rolls["valid"] ("val_loss"). Returns (model, TrainResult)."""
-    from .data.music import ChoraleBatches
-    from .train import train
+    from fromscratch.data.music import ChoraleBatches
+    from fromscratch.training.loop import train
 
     torch.manual_seed(seed)
     model = MusicTransformer(config)

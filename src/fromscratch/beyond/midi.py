@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import UserError
+from fromscratch.errors import UserError
 
 TICKS_PER_QUARTER = 480
 LOWEST_PITCH = 21  # A0, the lowest key of a piano; a piano roll has 88 keys, 21..108
