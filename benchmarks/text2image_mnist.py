@@ -45,14 +45,16 @@ from fromscratch.stable_diffusion.mnist import (
     DiffusionBatches,
     PixelSpace,
     PromptEmbeddings,
-    is_pipeline,
-    load_pipeline,
     record_cross_attention,
-    sd_schedule,
     train_diffusion,
     train_mnist,
 )
-from fromscratch.stable_diffusion.pipeline import StableDiffusion
+from fromscratch.stable_diffusion.pipeline import (
+    SCHEDULE,
+    StableDiffusion,
+    is_pipeline,
+    schedule_from_config,
+)
 from fromscratch.stable_diffusion.text_encoder import BertTextEncoder
 from fromscratch.stable_diffusion.unet import UNet, UNetConfig
 from fromscratch.training.loop import TrainConfig, train
@@ -163,14 +165,15 @@ def pixel_model(train_set, text: PromptEmbeddings, recipe: dict, cpu_budget: flo
     torch.manual_seed(0)
     unet = UNet(UNetConfig(in_channels=1, out_channels=1, cross_attention_dim=text.embeddings
                            .shape[-1], sample_size=28, **PIXEL_UNET))
-    model = ConditionalDiffusion(unet, sd_schedule(), text.null_embedding, text.null_mask,
+    model = ConditionalDiffusion(unet, schedule_from_config(SCHEDULE),
+                                 text.null_embedding, text.null_mask,
                                  prediction=recipe["prediction"], cfg_dropout=recipe["cfg_dropout"])
     batches = DiffusionBatches(to_model_range(train_set.x), None, train_set.y, text,
                                recipe["batch_size"], seed=0)
     per_step = cpu_seconds_per_step(model, batches)
     steps = max(2, int(cpu_budget / per_step))
     train_diffusion(model.train(), batches, recipe, out_dir=None, seed=0, max_steps=steps)
-    pipe = StableDiffusion(model.unet, PixelSpace(), args.encoder, sd_schedule(),
+    pipe = StableDiffusion(model.unet, PixelSpace(), args.encoder, schedule_from_config(SCHEDULE),
                            prediction=recipe["prediction"], spacing="trailing")
     return pipe, steps, per_step
 
@@ -270,7 +273,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.figures_only is not None:
-        draw_figures(load_pipeline(out / "latent"), args, args.figures_only)
+        draw_figures(StableDiffusion.from_pretrained(out / "latent"), args, args.figures_only)
         return
     loads = [os.getloadavg()[0]]
     per_digit = 2 if args.quick else args.per_digit
@@ -291,7 +294,7 @@ def main() -> None:
         report = train_mnist(train_set, test_set, args.encoder, training_prompts(), recipe,
                              folder, seed=0, overwrite=True)
     loads.append(os.getloadavg()[0])
-    pipe = load_pipeline(folder)
+    pipe = StableDiffusion.from_pretrained(folder)
 
     prompts, digits = held_out_requests(per_digit)
     real_test = features(judge, test_set.x)
@@ -315,7 +318,7 @@ def main() -> None:
     pixel = {**score(pixel_images, pixel_digits, judge, real_test),
              "per_s": len(pixel_prompts) / pixel_wall}
     latent_step_cpu = cpu_seconds_per_step(
-        ConditionalDiffusion(pipe.unet.train(), sd_schedule(), text.null_embedding,
+        ConditionalDiffusion(pipe.unet.train(), schedule_from_config(SCHEDULE), text.null_embedding,
                              text.null_mask),
         DiffusionBatches(torch.randn(64, 4, 7, 7), None, torch.arange(64) % 10, text,
                          recipe["batch_size"]))

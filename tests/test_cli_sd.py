@@ -115,4 +115,4 @@ def test_a_folder_that_is_no_checkpoint(tmp_path, capsys):
     (tmp_path / "unet").mkdir()
     code, _, err = run(capsys, "sd", "sample", "--ckpt", tmp_path, "a 3", "-o",
                        tmp_path / "g.png")
-    assert code == 2 and err.count("\n") == 1 and "not a text-to-image model folder" in err
+    assert code == 2 and err.count("\n") == 1 and "not a diffusers pipeline folder" in err

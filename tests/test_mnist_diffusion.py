@@ -19,12 +19,14 @@ from fromscratch.stable_diffusion.mnist import (
     DiffusionBatches,
     PromptEmbeddings,
     check_prompts,
-    load_pipeline,
     record_cross_attention,
-    save_pipeline,
-    sd_schedule,
 )
-from fromscratch.stable_diffusion.pipeline import StableDiffusion
+from fromscratch.stable_diffusion.pipeline import (
+    SCHEDULE,
+    StableDiffusion,
+    save_pipeline,
+    schedule_from_config,
+)
 from fromscratch.stable_diffusion.text_encoder import BertTextEncoder
 from fromscratch.stable_diffusion.unet import BasicTransformerBlock, UNet, UNetConfig
 from fromscratch.stable_diffusion.vae import AutoencoderKL, VAEConfig
@@ -62,7 +64,8 @@ def tiny_models():
 @pytest.fixture(scope="module")
 def pipeline():
     unet, vae = tiny_models()
-    return StableDiffusion(unet, vae, tiny_encoder(), sd_schedule(), spacing="trailing")
+    return StableDiffusion(unet, vae, tiny_encoder(), schedule_from_config(SCHEDULE),
+                           spacing="trailing")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,7 +102,8 @@ def diffusion_batch(text: PromptEmbeddings, labels: torch.Tensor):
 def test_diffusion_loss_equals_the_written_out_objective(prediction):
     unet, _ = tiny_models()
     text = PromptEmbeddings.compute(tiny_encoder(), PROMPTS)
-    model = ConditionalDiffusion(unet, sd_schedule(), text.null_embedding, text.null_mask,
+    model = ConditionalDiffusion(unet, schedule_from_config(SCHEDULE),
+                                 text.null_embedding, text.null_mask,
                                  prediction=prediction, cfg_dropout=0.5)
     x0, context, mask = diffusion_batch(text, torch.arange(10))
     torch.manual_seed(7)
@@ -109,7 +113,7 @@ def test_diffusion_loss_equals_the_written_out_objective(prediction):
     dropped = torch.rand(6) < 0.5
     t = torch.randint(0, 1000, (6,))
     eps = torch.randn_like(x0)
-    alpha_bar = sd_schedule().alphas_cumprod[t].view(6, 1, 1, 1)
+    alpha_bar = schedule_from_config(SCHEDULE).alphas_cumprod[t].view(6, 1, 1, 1)
     x_t = alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * eps
     target = eps if prediction == "eps" else alpha_bar.sqrt() * eps - (1 - alpha_bar).sqrt() * x0
     context = torch.where(dropped[:, None, None], text.null_embedding, context)
@@ -123,9 +127,11 @@ def test_cfg_dropout_one_trains_only_the_empty_prompt():
     unet, _ = tiny_models()
     text = PromptEmbeddings.compute(tiny_encoder(), PROMPTS)
     x0, context, mask = diffusion_batch(text, torch.arange(10))
-    always = ConditionalDiffusion(unet, sd_schedule(), text.null_embedding, text.null_mask,
+    always = ConditionalDiffusion(unet, schedule_from_config(SCHEDULE),
+                                  text.null_embedding, text.null_mask,
                                   cfg_dropout=1.0)
-    never = ConditionalDiffusion(unet, sd_schedule(), text.null_embedding, text.null_mask,
+    never = ConditionalDiffusion(unet, schedule_from_config(SCHEDULE),
+                                 text.null_embedding, text.null_mask,
                                  cfg_dropout=0.0)
     torch.manual_seed(0)
     dropped_all = always.loss((x0, context, mask))
@@ -237,7 +243,8 @@ def test_a_short_run_halves_the_diffusion_loss():
     patterns = torch.randn(10, 4, 4, 4).sign()
     batches = DiffusionBatches(patterns, None, torch.arange(10), text, batch_size=32, seed=0)
     unet, _ = tiny_models()
-    model = ConditionalDiffusion(unet, sd_schedule(), text.null_embedding, text.null_mask)
+    model = ConditionalDiffusion(unet, schedule_from_config(SCHEDULE),
+                                 text.null_embedding, text.null_mask)
     fixed = [batches(10_000 + i) for i in range(4)]
 
     def held_out_loss():
@@ -255,7 +262,7 @@ def test_a_short_run_halves_the_diffusion_loss():
 
 def test_save_load_gives_identical_samples_and_diffusers_reads_the_parts(pipeline, tmp_path):
     save_pipeline(tmp_path, pipeline.unet, pipeline.vae, pipeline.text_encoder)
-    loaded = load_pipeline(tmp_path)
+    loaded = StableDiffusion.from_pretrained(tmp_path)
     assert loaded.spacing == "trailing" and loaded.prediction == "eps"
     assert loaded.vae.config.scaling_factor == pytest.approx(0.7)
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
@@ -278,8 +285,8 @@ def test_save_load_gives_identical_samples_and_diffusers_reads_the_parts(pipelin
 
 
 def test_a_folder_that_is_not_a_pipeline_is_refused(tmp_path):
-    with pytest.raises(UserError, match="not a text-to-image model folder"):
-        load_pipeline(tmp_path)
+    with pytest.raises(UserError, match="not a diffusers pipeline folder"):
+        StableDiffusion.from_pretrained(tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,7 +8,12 @@ import torch
 
 from fromscratch.diffusion.sde import DiscreteSchedule, linear_betas, scaled_linear_betas
 from fromscratch.errors import UserError
-from fromscratch.stable_diffusion.pipeline import StableDiffusion, schedule_from_config, shifted
+from fromscratch.stable_diffusion.pipeline import (
+    PIPELINE_FILES,
+    StableDiffusion,
+    schedule_from_config,
+    shifted,
+)
 
 
 def test_schedule_from_config():
@@ -30,9 +35,11 @@ def test_shifted_schedule_reads_the_original_offset_places_later(offset):
 
 
 def test_not_a_pipeline_folder(tmp_path):
-    with pytest.raises(UserError, match="scheduler_config.json"):
+    with pytest.raises(UserError, match="no model_index.json"):
         StableDiffusion.from_pretrained(tmp_path)
-    (tmp_path / "scheduler").mkdir()
+    for name in PIPELINE_FILES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}")
     (tmp_path / "scheduler" / "scheduler_config.json").write_text(
         json.dumps({"prediction_type": "flow"}))
     with pytest.raises(UserError, match="prediction_type"):

@@ -5,8 +5,8 @@
     fromscratch sd sample --ckpt DIR "a handwritten three" [--guidance 4] [--steps 25]
                           [--sampler dpm++|ddim|euler] [--seed 0] [-n 8] -o grid.png
 
-`train` trains the autoencoder, then the latent UNet (stable_diffusion/mnist.py), and leaves DIR as a
-pipeline folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/). `sample` draws images for
+`train` trains the autoencoder, then the latent UNet (stable_diffusion/mnist.py), and leaves DIR
+as a pipeline folder (unet/, vae/, text_encoder/, tokenizer/, scheduler/). `sample` draws images for
 a prompt with classifier-free guidance (w = 0 unconditional, 1 conditional, > 1 guided).
 """
 
@@ -46,7 +46,8 @@ def cmd_sd_train(args) -> None:
 
     from fromscratch.data.images import load_images
     from fromscratch.data.prompts import training_prompts
-    from fromscratch.stable_diffusion.mnist import RECIPES, is_pipeline, train_mnist
+    from fromscratch.stable_diffusion.mnist import RECIPES, train_mnist
+    from fromscratch.stable_diffusion.pipeline import is_pipeline
 
     out = Path(args.out)
     if is_pipeline(out) and not (args.resume or args.overwrite):
@@ -74,14 +75,15 @@ def cmd_sd_sample(args) -> None:
     import torch
 
     from fromscratch.data.images import save_image_grid
-    from fromscratch.stable_diffusion.mnist import check_prompts, load_pipeline
+    from fromscratch.stable_diffusion.mnist import check_prompts
+    from fromscratch.stable_diffusion.pipeline import StableDiffusion
 
     output = Path(args.output)
     if output.suffix.lower() != ".png":
         raise UserError(f"-o {output}: give a .png file name")
     if not output.parent.is_dir():
         raise UserError(f"-o {output}: the folder {output.parent} does not exist")
-    pipe = load_pipeline(args.ckpt)
+    pipe = StableDiffusion.from_pretrained(args.ckpt)
     if args.steps > pipe.schedule.num_train_timesteps:
         raise UserError(f"--steps {args.steps} is more than the "
                         f"{pipe.schedule.num_train_timesteps} training timesteps")

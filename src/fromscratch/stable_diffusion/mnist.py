@@ -19,12 +19,11 @@ Two models are trained one after the other, both with the shared loop (training/
 
 Sampling is the pipeline's (pipeline.StableDiffusion): guided UNet, our DDIM / DPM-Solver++ /
 Euler, VAE decoder. A trained model is a diffusers-layout folder (unet/, vae/, text_encoder/,
-tokenizer/, scheduler/, model_index.json) read back by `load_pipeline`. The same
+tokenizer/, scheduler/, model_index.json) read back by `StableDiffusion.from_pretrained`. The same
 ConditionalDiffusion trains a UNet on pixels (`PixelSpace` stands in for the autoencoder), for
 the comparison of latent and pixel diffusion at equal cost (benchmarks/text2image_mnist.py).
 """
 
-import json
 import math
 import shutil
 from contextlib import contextmanager
@@ -38,18 +37,20 @@ from torch import nn
 from fromscratch.attention import padding_mask
 from fromscratch.data.images import step_generator
 from fromscratch.data.prompts import PromptSet
-from fromscratch.diffusion.sde import DiscreteSchedule, expand_like, scaled_linear_betas
+from fromscratch.diffusion.sde import DiscreteSchedule, expand_like
 from fromscratch.diffusion.targets import from_x0_and_eps, to_model_range
 from fromscratch.errors import UserError
-from fromscratch.stable_diffusion.pipeline import PREDICTIONS, StableDiffusion, schedule_from_config
+from fromscratch.stable_diffusion.pipeline import (
+    SCHEDULE,
+    is_pipeline,
+    save_pipeline,
+    schedule_from_config,
+)
 from fromscratch.stable_diffusion.text_encoder import BertTextEncoder
 from fromscratch.stable_diffusion.unet import UNet, UNetConfig
 from fromscratch.stable_diffusion.vae import AutoencoderKL, VAEConfig
 from fromscratch.training.checkpoint import save_json_atomic
 
-# Stable Diffusion v1's noise schedule (scheduler_config.json of its pipeline)
-SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
-            "beta_schedule": "scaled_linear"}
 SIDE = 28  # MNIST digits are 28 × 28
 
 # What `fromscratch sd train` and the benchmark train: sized for a shared 2-core CPU. Costs on one
@@ -195,11 +196,6 @@ class ConditionalDiffusion(nn.Module):
         return module
 
 
-def sd_schedule() -> DiscreteSchedule:
-    return DiscreteSchedule(scaled_linear_betas(SCHEDULE["num_train_timesteps"],
-                                                SCHEDULE["beta_start"], SCHEDULE["beta_end"]))
-
-
 class PixelSpace(nn.Module):
     """The autoencoder of diffusion on pixels: the identity (downsampling factor 1), so that the
     pipeline samples a pixel-space UNet unchanged."""
@@ -293,77 +289,6 @@ def train_diffusion(model: ConditionalDiffusion, batches: DiffusionBatches, reci
     return result
 
 
-# ---------------------------------------------------------------------------------------------
-# The pipeline folder
-# ---------------------------------------------------------------------------------------------
-PIPELINE_FILES = ("model_index.json", "scheduler/scheduler_config.json", "unet/config.json",
-                  "vae/config.json", "text_encoder/config.json", "tokenizer/vocab.txt")
-
-
-def save_pipeline(folder: str | Path, unet: UNet, vae: AutoencoderKL, encoder: BertTextEncoder,
-                  *, prediction: str = "eps", write_text_encoder: bool = True) -> None:
-    """Write a diffusers-layout folder: unet/ and vae/ (diffusers' own formats),
-    text_encoder/ (a transformers BertModel), tokenizer/ (vocab.txt), scheduler/, and
-    model_index.json last, so that a folder with model_index.json is complete. The text encoder
-    (frozen, the same at every save) is written only if absent or `write_text_encoder`."""
-    folder = Path(folder)
-    unet.save_diffusers(folder / "unet")
-    vae.save_diffusers(folder / "vae")
-    if write_text_encoder or not (folder / "text_encoder" / "config.json").is_file():
-        encoder.bert.save_pretrained(folder / "text_encoder")
-        tokenizer = folder / "tokenizer"
-        tokenizer.mkdir(parents=True, exist_ok=True)
-        from fromscratch.training.checkpoint import atomic_write_bytes
-
-        atomic_write_bytes(tokenizer / "vocab.txt",
-                           "\n".join(encoder.tokenizer.vocab).encode("utf-8"))
-        save_json_atomic({"do_lower_case": encoder.tokenizer.lowercase,
-                          "model_max_length": encoder.max_length},
-                         tokenizer / "tokenizer_config.json")
-    kind = {v: k for k, v in PREDICTIONS.items()}[prediction]
-    save_json_atomic({"_class_name": "DDIMScheduler", **SCHEDULE, "prediction_type": kind,
-                      "timestep_spacing": "trailing", "steps_offset": 0, "clip_sample": False,
-                      "set_alpha_to_one": True}, folder / "scheduler" / "scheduler_config.json")
-    save_json_atomic({"_class_name": "StableDiffusionPipeline",
-                      "unet": ["diffusers", "UNet2DConditionModel"],
-                      "vae": ["diffusers", "AutoencoderKL"],
-                      "text_encoder": ["transformers", "BertModel"],
-                      "tokenizer": ["transformers", "BertTokenizer"],
-                      "scheduler": ["diffusers", "DDIMScheduler"]}, folder / "model_index.json")
-
-
-def is_pipeline(folder: str | Path) -> bool:
-    return all((Path(folder) / name).is_file() for name in PIPELINE_FILES)
-
-
-def load_pipeline(folder: str | Path) -> StableDiffusion:
-    """The StableDiffusion pipeline of a folder `save_pipeline` wrote."""
-    from fromscratch.language.bert import BertModel
-    from fromscratch.tokenizers import WordPieceTokenizer
-
-    folder = Path(folder)
-    missing = [name for name in PIPELINE_FILES if not (folder / name).is_file()]
-    if missing:
-        raise UserError(f"{folder} is not a text-to-image model folder (no {missing[0]}): give "
-                        "the --out folder of `fromscratch sd train`")
-    scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
-    tokenizer_config = json.loads((folder / "tokenizer" / "tokenizer_config.json").read_text())
-    encoder = BertTextEncoder(BertModel.from_pretrained(folder / "text_encoder"),
-                              WordPieceTokenizer.from_vocab(folder / "tokenizer"),
-                              tokenizer_config["model_max_length"])
-    prediction = scheduler.get("prediction_type", "epsilon")
-    if prediction not in PREDICTIONS:
-        raise UserError(f"prediction_type {prediction!r} is not supported")
-    unet = UNet.from_diffusers(folder / "unet")
-    if unet.config.cross_attention_dim != encoder.hidden_size:
-        raise UserError(f"{folder}: the UNet reads {unet.config.cross_attention_dim}-d text, "
-                        f"the text encoder gives {encoder.hidden_size}-d")
-    return StableDiffusion(unet, AutoencoderKL.from_diffusers(folder / "vae"), encoder,
-                           schedule_from_config(scheduler), prediction=PREDICTIONS[prediction],
-                           spacing=scheduler.get("timestep_spacing", "leading"),
-                           steps_offset=scheduler.get("steps_offset", 0))
-
-
 def clear_run(folder: Path) -> None:
     """Delete what `train_mnist` wrote in `folder` (for --overwrite), nothing else."""
     for name in ("unet", "vae", "text_encoder", "tokenizer", "scheduler", "checkpoints",
@@ -400,7 +325,8 @@ def train_mnist(train_set, test_set, encoder: BertTextEncoder, prompts: PromptSe
     torch.manual_seed(seed)
     latent_side = SIDE // vae.downsampling_factor
     unet = unet_for(recipe, vae.config.latent_channels, latent_side, encoder.hidden_size)
-    model = ConditionalDiffusion(unet, sd_schedule(), text.null_embedding, text.null_mask,
+    model = ConditionalDiffusion(unet, schedule_from_config(SCHEDULE),
+                                 text.null_embedding, text.null_mask,
                                  prediction=recipe["prediction"],
                                  cfg_dropout=recipe["cfg_dropout"])
     save_pipeline(out_dir, unet, vae, encoder, prediction=recipe["prediction"])

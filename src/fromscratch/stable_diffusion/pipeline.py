@@ -33,6 +33,7 @@ from fromscratch.diffusion.sde import (
     scaled_linear_betas,
 )
 from fromscratch.errors import UserError
+from fromscratch.training.checkpoint import atomic_write_bytes, save_json_atomic
 
 # "euler" is Euler's method on the probability flow ODE in the scaled variables y = x/α, σ/α,
 # dy/d(σ/α) = ε̂ (diffusers' EulerDiscreteScheduler): its step y + (σ_s/α_s − σ_t/α_t) ε̂ is
@@ -40,6 +41,9 @@ from fromscratch.errors import UserError
 SAMPLERS = {"ddim": samplers.ddim, "dpm++": samplers.dpm_solver_2m, "euler": samplers.ddim,
             "ddpm": samplers.ddpm}
 PREDICTIONS = {"epsilon": "eps", "v_prediction": "v", "sample": "x0"}
+# Stable Diffusion v1's noise schedule (scheduler_config.json of its pipeline)
+SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
+            "beta_schedule": "scaled_linear"}
 FOLDER_FILES = ["model_index.json", "scheduler/scheduler_config.json", "unet/config.json",
                 "unet/diffusion_pytorch_model.safetensors", "vae/config.json",
                 "vae/diffusion_pytorch_model.safetensors", "text_encoder/config.json",
@@ -91,30 +95,35 @@ class StableDiffusion:
     def from_pretrained(cls, name: str | Path, cache_dir: str | Path | None = None
                         ) -> "StableDiffusion":
         """A diffusers pipeline folder, or a Hub name such as
-        "stable-diffusion-v1-5/stable-diffusion-v1-5" (about 2.7 GB in float16 ... float32)."""
-        from fromscratch.stable_diffusion.text_encoder import CLIPPromptEncoder, CLIPTextModel
+        "stable-diffusion-v1-5/stable-diffusion-v1-5" (about 2.7 GB in float16 ... float32).
+
+        The text encoder is the one model_index.json names: CLIP's (Stable Diffusion's own) or a
+        BERT with its WordPiece vocabulary (the folders `save_pipeline` writes)."""
         from fromscratch.stable_diffusion.unet import UNet
         from fromscratch.stable_diffusion.vae import AutoencoderKL
-        from fromscratch.tokenizers.clip import CLIPTokenizer
 
         folder = Path(name).expanduser()
         if not folder.is_dir():
             folder = _download(str(name), cache_dir)
-        config_path = folder / "scheduler" / "scheduler_config.json"
-        if not config_path.is_file():
-            raise UserError(f"{folder} has no scheduler/scheduler_config.json: not a diffusers "
-                            "pipeline folder")
-        scheduler = json.loads(config_path.read_text())
+        missing = [file for file in PIPELINE_FILES if not (folder / file).is_file()]
+        if missing:
+            raise UserError(f"{folder} is not a diffusers pipeline folder (no {missing[0]}): "
+                            "give a folder written by `fromscratch sd train` or a Hub name")
+        scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
         prediction = scheduler.get("prediction_type", "epsilon")
         if prediction not in PREDICTIONS:
             raise UserError(f"prediction_type {prediction!r} is not supported")
-        text_encoder = CLIPPromptEncoder(CLIPTextModel.from_pretrained(folder / "text_encoder"),
-                                         CLIPTokenizer.from_pretrained(folder / "tokenizer"))
-        return cls(UNet.from_diffusers(folder / "unet"),
-                   AutoencoderKL.from_diffusers(folder / "vae"), text_encoder,
+        index = json.loads((folder / "model_index.json").read_text())
+        text_encoder = _text_encoder(folder, index.get("text_encoder", [None, None])[1])
+        unet = UNet.from_diffusers(folder / "unet")
+        if unet.config.cross_attention_dim != text_encoder.hidden_size:
+            raise UserError(f"{folder}: the UNet reads {unet.config.cross_attention_dim}-d text, "
+                            f"the text encoder gives {text_encoder.hidden_size}-d")
+        return cls(unet, AutoencoderKL.from_diffusers(folder / "vae"), text_encoder,
                    schedule_from_config(scheduler), prediction=PREDICTIONS[prediction],
                    spacing=scheduler.get("timestep_spacing", "leading"),
-                   # diffusers' StableDiffusionPipeline replaces a steps_offset of 0 with 1
+                   # diffusers' StableDiffusionPipeline replaces a steps_offset of 0 with 1 (it
+                   # only matters for the "leading" spacing: __init__ drops it for the others)
                    steps_offset=1)
 
     def to(self, device=None, dtype=None) -> "StableDiffusion":
@@ -168,6 +177,66 @@ class StableDiffusion:
                                spacing=self.spacing, generator=generator, progress=progress)
         images = self.vae.decode_latents(z0.to(next(self.vae.parameters()).dtype))
         return (images.float() / 2 + 0.5).clamp(0, 1)  # [-1, 1] → [0, 1]
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipeline folder
+# ---------------------------------------------------------------------------------------------
+PIPELINE_FILES = ("model_index.json", "scheduler/scheduler_config.json", "unet/config.json",
+                  "vae/config.json", "text_encoder/config.json")
+
+
+def save_pipeline(folder: str | Path, unet, vae, encoder, *, schedule: dict = SCHEDULE,
+                  prediction: str = "eps", write_text_encoder: bool = True) -> None:
+    """Write a diffusers-layout folder: unet/ and vae/ (diffusers' own formats),
+    text_encoder/ (a transformers BertModel: `encoder` is a BertTextEncoder), tokenizer/
+    (vocab.txt), scheduler/ (`schedule`, a diffusers noise-schedule config), and
+    model_index.json last, so that a folder with model_index.json is complete. The text encoder
+    (frozen, the same at every save) is written only if absent or `write_text_encoder`."""
+    folder = Path(folder)
+    unet.save_diffusers(folder / "unet")
+    vae.save_diffusers(folder / "vae")
+    if write_text_encoder or not (folder / "text_encoder" / "config.json").is_file():
+        encoder.bert.save_pretrained(folder / "text_encoder")
+        tokenizer = folder / "tokenizer"
+        tokenizer.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(tokenizer / "vocab.txt",
+                           "\n".join(encoder.tokenizer.vocab).encode("utf-8"))
+        save_json_atomic({"do_lower_case": encoder.tokenizer.lowercase,
+                          "model_max_length": encoder.max_length},
+                         tokenizer / "tokenizer_config.json")
+    kind = {v: k for k, v in PREDICTIONS.items()}[prediction]
+    save_json_atomic({"_class_name": "DDIMScheduler", **schedule, "prediction_type": kind,
+                      "timestep_spacing": "trailing", "steps_offset": 0, "clip_sample": False,
+                      "set_alpha_to_one": True}, folder / "scheduler" / "scheduler_config.json")
+    save_json_atomic({"_class_name": "StableDiffusionPipeline",
+                      "unet": ["diffusers", "UNet2DConditionModel"],
+                      "vae": ["diffusers", "AutoencoderKL"],
+                      "text_encoder": ["transformers", "BertModel"],
+                      "tokenizer": ["transformers", "BertTokenizer"],
+                      "scheduler": ["diffusers", "DDIMScheduler"]}, folder / "model_index.json")
+
+
+def _text_encoder(folder: Path, class_name: str | None):
+    """The prompt encoder of a pipeline folder: a BERT (BertModel + WordPiece vocab.txt) or CLIP."""
+    if class_name == "BertModel":
+        from fromscratch.language.bert import BertModel
+        from fromscratch.stable_diffusion.text_encoder import BertTextEncoder
+        from fromscratch.tokenizers import WordPieceTokenizer
+
+        tokenizer_config = json.loads((folder / "tokenizer" / "tokenizer_config.json").read_text())
+        return BertTextEncoder(BertModel.from_pretrained(folder / "text_encoder"),
+                               WordPieceTokenizer.from_vocab(folder / "tokenizer"),
+                               tokenizer_config["model_max_length"])
+    from fromscratch.stable_diffusion.text_encoder import CLIPPromptEncoder, CLIPTextModel
+    from fromscratch.tokenizers.clip import CLIPTokenizer
+
+    return CLIPPromptEncoder(CLIPTextModel.from_pretrained(folder / "text_encoder"),
+                             CLIPTokenizer.from_pretrained(folder / "tokenizer"))
+
+
+def is_pipeline(folder: str | Path) -> bool:
+    return all((Path(folder) / name).is_file() for name in PIPELINE_FILES)
 
 
 def _download(name: str, cache_dir) -> Path:

@@ -229,7 +229,7 @@ class AutoencoderKL(nn.Module):
         return F.mse_loss(reconstruction, x), self.kl(mean, logvar).mean()
 
     def loss(self, batch) -> torch.Tensor:
-        """The VAE objective the training loop minimises, MSE + β·KL (β = kl_weight), a negative ELBO
+        """The VAE objective the loop minimises, MSE + β·KL (β = kl_weight), a negative ELBO
         with a Gaussian decoder of fixed variance, up to scale. batch: images in [-1, 1], or
         a tuple whose first entry they are."""
         x = batch[0] if isinstance(batch, tuple | list) else batch
