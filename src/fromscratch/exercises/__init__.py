@@ -7,9 +7,15 @@ In a lesson you write a function whose body says `TODO`, then run
 which calls your function and the reference solution on the same fresh random inputs (several
 shapes, edge cases such as a single token or masked rows) and prints either "correct" or what is
 wrong: a wrong shape (expected vs got), a missing 1/√D scale, a transpose, an inverted mask,
-softmax over the wrong axis, a NaN... Each track keeps its checks in `<track>_exercises.py` and
-its reference solutions in `<track>_solutions.py`; read one with `solution_source(name)` (or
-`fromscratch lessons solution NAME`) once you have tried.
+softmax over the wrong axis, a NaN...
+
+One module per lesson, named after the lesson's file (notebooks/02_attention.py →
+`l02_attention.py`), holds that lesson's exercises: each one's prompt, its test inputs and the
+common mistakes it recognises. Beside it, `l02_attention_solutions.py` holds the reference
+solutions, so that reading a lesson's checks gives none of its answers away; read one with
+`solution_source(name)` (or `fromscratch lessons solution NAME`) once you have tried.
+`checking.py` is the machinery that runs a check and names a mistake; `inputs.py` draws the
+random inputs that several lessons' test cases share.
 
 `@exercise(name)` above your function does nothing, unless the environment variable
 FROMSCRATCH_SOLUTIONS=1 is set (as in CI): then it swaps in the reference solution so that a
@@ -19,6 +25,7 @@ lesson with unsolved exercises still runs top to bottom.
 import importlib
 import inspect
 import pkgutil
+import re
 
 from fromscratch.exercises.checking import (
     SOLUTIONS_ENV,
@@ -40,14 +47,20 @@ __all__ = [
 ]
 
 
-def _register_every_track() -> None:
-    """Import each `<track>_exercises` module: importing one registers its exercises."""
+LESSON_MODULE = re.compile(r"l\d\d_\w+")  # l02_attention, not l02_attention_solutions
+
+
+def _register_every_lesson() -> None:
+    """Import each lesson's module (`lNN_topic`): importing one registers its exercises."""
     for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if module.name.endswith("_exercises"):
-            importlib.import_module(f"{__name__}.{module.name}")
+        name = module.name
+        if LESSON_MODULE.fullmatch(name) and not name.endswith("_solutions") or name.endswith(
+            "_exercises"
+        ):
+            importlib.import_module(f"{__name__}.{name}")
 
 
-_register_every_track()
+_register_every_lesson()
 
 
 def prompt(name: str) -> str:

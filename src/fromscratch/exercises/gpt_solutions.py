@@ -81,16 +81,6 @@ def gelu(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
 
 
-def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean over N examples of -log softmax(logits)[target], for logits (N, V), targets (N,).
-
-    log softmax(z)_t = z_t - log Σ_j exp(z_j), and logsumexp computes the log-sum stably.
-    """
-    log_probs = logits - torch.logsumexp(logits, dim=-1, keepdim=True)  # (N, V)
-    picked = log_probs[torch.arange(len(targets)), targets]  # (N,), log p(correct class)
-    return -picked.mean()  # () scalar
-
-
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the k largest logits of each row (last axis), set the rest to -∞."""
     k = min(k, logits.shape[-1])  # asking for more than V keeps everything

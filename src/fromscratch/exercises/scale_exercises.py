@@ -55,28 +55,6 @@ def _weighted_sum(grads, counts):
 
 register(
     Exercise(
-        name="ema_update",
-        lesson="22_training_at_scale",
-        prompt=(
-            "ema_update(averaged: list[Tensor], current: list[Tensor], decay: float) -> list\n"
-            "Return the new averaged weights θ̄ ← decay · θ̄ + (1 − decay) · θ, one tensor per\n"
-            "pair (averaged[i], current[i])."
-        ),
-        reference=solutions.ema_update,
-        make_cases=_ema_cases,
-        mistakes=(
-            Mistake("decay_on_new", "the decay multiplies the wrong term: the old average keeps "
-                    "the weight decay (≈ 1), the new weights get 1 − decay.", _decay_on_new),
-            Mistake("no_one_minus", "the new weights must be scaled by (1 − decay), or the "
-                    "average grows without bound.", _no_one_minus),
-            Mistake("just_current", "you returned the current weights: mix in the old average.",
-                    _just_current),
-        ),
-    )
-)
-
-register(
-    Exercise(
         name="allreduce_mean",
         lesson="22_training_at_scale",
         prompt=(
@@ -94,6 +72,28 @@ register(
                     "so average them (weighted by counts).", _sum),
             Mistake("weighted_sum", "weighted by counts but not divided: divide by the total "
                     "number of examples.", _weighted_sum),
+        ),
+    )
+)
+
+register(
+    Exercise(
+        name="ema_update",
+        lesson="22_training_at_scale",
+        prompt=(
+            "ema_update(averaged: list[Tensor], current: list[Tensor], decay: float) -> list\n"
+            "Return the new averaged weights θ̄ ← decay · θ̄ + (1 − decay) · θ, one tensor per\n"
+            "pair (averaged[i], current[i])."
+        ),
+        reference=solutions.ema_update,
+        make_cases=_ema_cases,
+        mistakes=(
+            Mistake("decay_on_new", "the decay multiplies the wrong term: the old average keeps "
+                    "the weight decay (≈ 1), the new weights get 1 − decay.", _decay_on_new),
+            Mistake("no_one_minus", "the new weights must be scaled by (1 − decay), or the "
+                    "average grows without bound.", _no_one_minus),
+            Mistake("just_current", "you returned the current weights: mix in the old average.",
+                    _just_current),
         ),
     )
 )
