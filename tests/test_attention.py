@@ -15,6 +15,7 @@ from fromscratch.attention import (
     padding_mask,
     scaled_dot_product_attention,
 )
+from fromscratch.errors import UserError
 
 TOL = 1e-10  # float64
 SHAPES = [  # (B, H, Tq, Tk, D)
@@ -336,7 +337,7 @@ def test_mha_dropout():
 
 
 def test_mha_rejects_bad_input():
-    with pytest.raises(ValueError, match="divisible"):
+    with pytest.raises(UserError, match="divisible"):
         MultiHeadAttention(10, 3)
     ours, _ = make_pair()
     x = random_tokens(1, 3, 12)

@@ -19,6 +19,7 @@ from fromscratch.diffusion.losses import (
 from fromscratch.diffusion.sde import VESDE, VPSDE, DiscreteSchedule, SubVPSDE, linear_betas
 from fromscratch.diffusion.targets import KINDS, convert
 from fromscratch.diffusion.toy import ToyDiffusion, score_error_vs_time, train_toy
+from fromscratch.errors import UserError
 
 SDES = [VESDE(), VPSDE(), SubVPSDE()]
 N = 40_000
@@ -80,7 +81,7 @@ def test_weightings_and_times():
     torch.testing.assert_close(dsm_weight("sigma2", sde, t), sde.sigma(t) ** 2)
     torch.testing.assert_close(dsm_weight("likelihood", sde, t), sde.beta(t))
     torch.testing.assert_close(dsm_weight("uniform", sde, t), torch.ones(2, dtype=torch.float64))
-    with pytest.raises(ValueError, match="unknown weighting"):
+    with pytest.raises(UserError, match="unknown weighting"):
         dsm_weight("snr", sde, t)
     times = sample_times(10000, sde, torch.Generator().manual_seed(0))
     assert times.min() >= sde.t_min and times.max() <= sde.T
@@ -184,7 +185,7 @@ def test_toy_model_predictions_convert_to_its_score():
         torch.testing.assert_close(
             model.score(x, t), convert(model(x, t), prediction, "score", x, sde.alpha(t),
                                        sde.sigma(t)))
-    with pytest.raises(ValueError, match="unknown prediction"):
+    with pytest.raises(UserError, match="unknown prediction"):
         ToyDiffusion(sde, "noise")
 
 

@@ -20,6 +20,7 @@ from fromscratch.diffusion.sde import (
     linear_betas,
     scaled_linear_betas,
 )
+from fromscratch.errors import UserError
 
 SDES = [VESDE(), VESDE(sigma=5.0), VPSDE(), VPSDE(beta_min=0.5, beta_max=10.0), SubVPSDE(),
         EDMSDE()]
@@ -132,8 +133,14 @@ def test_discrete_schedules_follow_their_formulas():
     torch.testing.assert_close(cos.alphas_cumprod[:-1], target[:-1], rtol=1e-9, atol=1e-12)
     with pytest.raises(TypeError):
         lin.alpha(torch.tensor([0.5]))
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError, match="every beta must lie in"):
         DiscreteSchedule(torch.tensor([0.1, 1.0]))
+    try:  # a setting a user chose: UserError, which `except ValueError` also catches
+        VPSDE(beta_min=1.0, beta_max=0.5)
+    except ValueError as error:
+        assert isinstance(error, UserError) and "beta_min <= beta_max" in str(error)
+    else:
+        raise AssertionError("VPSDE accepted beta_min > beta_max")
 
 
 def test_edm_sigmas():

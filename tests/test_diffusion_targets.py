@@ -15,6 +15,7 @@ from fromscratch.diffusion.targets import (
     to_model_range,
     to_pixel_range,
 )
+from fromscratch.errors import UserError
 
 PROCESSES = [VESDE(), VPSDE(), SubVPSDE()]
 
@@ -65,9 +66,9 @@ def test_python_number_alpha_sigma():
 
 def test_unknown_kind():
     x = torch.zeros(1, 2)
-    with pytest.raises(ValueError, match="unknown prediction kind 'noise'"):
+    with pytest.raises(UserError, match="unknown prediction kind 'noise'"):
         convert(x, "noise", "eps", x, 1.0, 1.0)
-    with pytest.raises(ValueError, match="unknown prediction kind"):
+    with pytest.raises(UserError, match="unknown prediction kind"):
         convert(x, "eps", "eps2", x, 1.0, 1.0)
 
 

@@ -100,7 +100,7 @@ def test_state_dict_round_trip_and_mismatch():
     assert all(torch.equal(other.params[k], v) for k, v in ema.params.items())
     with pytest.raises(ValueError, match="missing"):
         EMA(TinyLM()).load_state_dict(ema.state_dict())
-    with pytest.raises(ValueError, match="decay"):
+    with pytest.raises(UserError, match="decay"):
         EMA(model, decay=1.0)
 
 

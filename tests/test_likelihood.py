@@ -11,6 +11,7 @@ from fromscratch.diffusion.likelihood import (
     log_likelihood,
 )
 from fromscratch.diffusion.sde import VESDE, VPSDE, SubVPSDE
+from fromscratch.errors import UserError
 
 
 @pytest.mark.parametrize("sde", [VPSDE(), VESDE(), SubVPSDE()], ids=repr)
@@ -59,5 +60,5 @@ def test_hutchinson_likelihood_is_close():
     ours = log_likelihood(x, lambda y, t: gm.score(y, t, sde), sde, trace="hutchinson",
                           generator=torch.Generator().manual_seed(0))
     assert (ours - gm.log_prob(x)).mean().abs() < 0.5
-    with pytest.raises(ValueError, match="trace must be"):
+    with pytest.raises(UserError, match="trace must be"):
         log_likelihood(x, lambda y, t: y, sde, trace="skilling")

@@ -18,6 +18,7 @@ from fromscratch.diffusion import samplers as S
 from fromscratch.diffusion.gmm import GaussianMixture, gaussian_pf_ode_solution
 from fromscratch.diffusion.sde import VESDE, VPSDE, DiscreteSchedule, SubVPSDE, linear_betas
 from fromscratch.diffusion.targets import convert
+from fromscratch.errors import UserError
 
 MEAN = torch.tensor([1.0, -0.5], dtype=torch.float64)
 COV = torch.tensor([[0.6, 0.2], [0.2, 0.3]], dtype=torch.float64)
@@ -208,9 +209,9 @@ def test_bad_arguments_are_refused():
     x = torch.zeros(2, 2)
     with pytest.raises(TypeError, match="continuous-time SDE"):
         S.euler_maruyama(lambda x, t: x, x, schedule, 10)
-    with pytest.raises(ValueError, match="unknown prediction"):
+    with pytest.raises(UserError, match="unknown prediction"):
         S.ddim(lambda x, t: x, x, sde, 10, prediction="noise")
-    with pytest.raises(ValueError, match="between 1 and the 100"):
+    with pytest.raises(UserError, match="between 1 and the 100"):
         S.ddim(lambda x, t: x, x, schedule, 101)
-    with pytest.raises(ValueError, match="unknown spacing"):
+    with pytest.raises(UserError, match="unknown spacing"):
         S.ddim(lambda x, t: x, x, schedule, 10, spacing="uniform")

@@ -62,13 +62,14 @@ def test_per_level_heads_and_file_round_trip(tmp_path):
 
 
 def test_bad_sizes_and_folders(tmp_path):
-    with pytest.raises(ValueError, match="norm groups"):
+    with pytest.raises(UserError, match="norm groups"):
         UNetConfig(block_out_channels=(6, 12), attention_levels=(False, True), norm_num_groups=4)
-    with pytest.raises(ValueError, match="attention_levels has 4 entries"):
+    with pytest.raises(UserError, match="attention_levels has 4 entries"):
         UNetConfig(block_out_channels=(8, 16))
     unet = UNet(MNIST)
-    with pytest.raises(ValueError, match="must divide by"):
+    with pytest.raises(ValueError, match="must divide by") as wrong_input:  # a bug, not a setting
         unet(torch.randn(1, 1, 27, 27), torch.tensor([0]), torch.randn(1, 2, 6))
+    assert not isinstance(wrong_input.value, UserError)
     unet.save_diffusers(tmp_path)
     cfg = json.loads((tmp_path / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps({**cfg, "class_embed_type": "timestep"}))

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fromscratch.errors import UserError
+
 
 def causal_mask(t_query: int, t_key: int, device=None) -> torch.Tensor:
     """Boolean (Tq, Tk) mask, True where query i may attend key j.
@@ -149,7 +151,7 @@ class MultiHeadAttention(nn.Module):
     ):
         super().__init__()
         if embed_dim % num_heads != 0:
-            raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
+            raise UserError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads

@@ -24,6 +24,7 @@ import math
 import torch
 
 from fromscratch.diffusion.sde import expand_like
+from fromscratch.errors import UserError
 
 
 def _alpha_sigma(x: torch.Tensor, t, sde, alpha, sigma) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,7 +58,7 @@ class GaussianMixture:
         if not means.is_floating_point():
             means = means.to(torch.get_default_dtype())
         if means.dim() != 2:
-            raise ValueError(f"means must be (K, D), got shape {tuple(means.shape)}")
+            raise UserError(f"means must be (K, D), got shape {tuple(means.shape)}")
         K, D = means.shape
         weights = torch.as_tensor(weights, dtype=means.dtype, device=means.device)
         covs = torch.as_tensor(covs, dtype=means.dtype, device=means.device)
@@ -66,17 +67,17 @@ class GaussianMixture:
         elif covs.shape == (K, D):
             covs = torch.diag_embed(covs)
         if covs.shape != (K, D, D) or weights.shape != (K,):
-            raise ValueError(f"with means (K, D) = {(K, D)}, weights must be (K,) and covs "
-                             f"(K, D, D), (K, D) or (K,); got {tuple(weights.shape)}, "
-                             f"{tuple(covs.shape)}")
+            raise UserError(f"with means (K, D) = {(K, D)}, weights must be (K,) and covs "
+                            f"(K, D, D), (K, D) or (K,); got {tuple(weights.shape)}, "
+                            f"{tuple(covs.shape)}")
         if (weights < 0).any() or weights.sum() <= 0:
-            raise ValueError("weights must be non-negative and not all 0")
+            raise UserError("weights must be non-negative and not all 0")
         self.weights = weights / weights.sum()  # (K,)
         self.means = means  # (K, D)
         self.covs = 0.5 * (covs + covs.transpose(-1, -2))  # (K, D, D), exactly symmetric
         self.eigenvalues, self.eigenvectors = torch.linalg.eigh(self.covs)  # (K, D), (K, D, D)
         if (self.eigenvalues <= 0).any():
-            raise ValueError("every covariance must be positive definite")
+            raise UserError("every covariance must be positive definite")
 
     @property
     def dim(self) -> int:

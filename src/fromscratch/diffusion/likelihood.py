@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
+from fromscratch.errors import UserError
+
 
 def divergence_exact(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
                      ) -> torch.Tensor:
@@ -59,7 +61,7 @@ def log_likelihood(x0: torch.Tensor, score_fn: Callable, sde, *, trace: str = "e
     D·ln 2 for bits per dimension. Computed in float64.
     """
     if trace not in ("exact", "hutchinson"):
-        raise ValueError(f"trace must be 'exact' or 'hutchinson', got {trace!r}")
+        raise UserError(f"trace must be 'exact' or 'hutchinson', got {trace!r}")
     x0 = x0.detach().double()
     B, D = x0.shape
     z = None

@@ -31,6 +31,7 @@ from torch import nn
 
 from fromscratch.diffusion.sde import SDE, DiscreteSchedule, expand_like
 from fromscratch.diffusion.targets import SIGMA_DATA, convert, from_x0_and_eps
+from fromscratch.errors import UserError
 
 WEIGHTINGS = ("sigma2", "likelihood", "uniform")
 
@@ -53,7 +54,7 @@ def dsm_weight(weighting: str, sde: SDE, t: torch.Tensor) -> torch.Tensor:
         return sde.diffusion(t) ** 2
     if weighting == "uniform":
         return torch.ones_like(t)
-    raise ValueError(f"unknown weighting {weighting!r}: use one of {', '.join(WEIGHTINGS)}")
+    raise UserError(f"unknown weighting {weighting!r}: use one of {', '.join(WEIGHTINGS)}")
 
 
 def implied_weight(prediction: str, alpha, sigma):

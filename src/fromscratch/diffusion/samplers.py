@@ -44,6 +44,7 @@ import torch
 
 from fromscratch.diffusion.sde import SDE, DiscreteSchedule, edm_sigmas
 from fromscratch.diffusion.targets import KINDS, convert, x0_and_eps
+from fromscratch.errors import UserError
 
 SPACINGS = ("leading", "trailing", "linspace")
 
@@ -65,7 +66,7 @@ def discrete_timesteps(num_train_timesteps: int, steps: int, spacing: str = "lea
     """
     N = num_train_timesteps
     if not 1 <= steps <= N:
-        raise ValueError(f"steps must be between 1 and the {N} training timesteps, got {steps}")
+        raise UserError(f"steps must be between 1 and the {N} training timesteps, got {steps}")
     if spacing == "leading":
         ratio = N // steps
         return [i * ratio for i in range(steps)][::-1]
@@ -76,7 +77,7 @@ def discrete_timesteps(num_train_timesteps: int, steps: int, spacing: str = "lea
             return [0]
         delta = (N - 1) / (steps - 1)
         return [round(i * delta) for i in range(steps)][::-1]
-    raise ValueError(f"unknown spacing {spacing!r}: use one of {', '.join(SPACINGS)}")
+    raise UserError(f"unknown spacing {spacing!r}: use one of {', '.join(SPACINGS)}")
 
 
 def time_grid(process, steps: int, spacing: str | None = None) -> list[tuple]:
@@ -90,7 +91,7 @@ def time_grid(process, steps: int, spacing: str | None = None) -> list[tuple]:
     alpha and sigma are Python floats (float64), so a step costs no tensor bookkeeping.
     """
     if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+        raise UserError(f"steps must be >= 1, got {steps}")
     if isinstance(process, DiscreteSchedule):
         alpha_bar = process.alphas_cumprod.double().cpu()
         timesteps = discrete_timesteps(process.num_train_timesteps, steps, spacing or "leading")
@@ -105,7 +106,7 @@ def time_grid(process, steps: int, spacing: str | None = None) -> list[tuple]:
         times = time_of_noise_level(process, levels)
         times[0], times[-1] = process.T, process.t_min  # exactly, not to bisection accuracy
     else:
-        raise ValueError(f"unknown spacing {spacing!r} for an SDE: use 'time' or 'logsnr'")
+        raise UserError(f"unknown spacing {spacing!r} for an SDE: use 'time' or 'logsnr'")
     alphas, sigmas = process.alpha(times).tolist(), process.sigma(times).tolist()
     return list(zip(times.tolist(), alphas, sigmas, strict=True))
 
@@ -132,7 +133,7 @@ def time_of_noise_level(sde: SDE, sigma_edm: torch.Tensor, iterations: int = 60)
 # ---------------------------------------------------------------------------------------------
 def _check_prediction(prediction: str) -> None:
     if prediction not in KINDS:
-        raise ValueError(f"unknown prediction {prediction!r}: use one of {', '.join(KINDS)}")
+        raise UserError(f"unknown prediction {prediction!r}: use one of {', '.join(KINDS)}")
 
 
 def _model_time(process, t, x: torch.Tensor) -> torch.Tensor:
@@ -429,7 +430,7 @@ def heun_edm(model: Callable, x_T: torch.Tensor, sde: SDE, steps: int, *, churn:
     _check_prediction(prediction)
     sde = _require_sde(sde, "heun_edm")
     if steps < 2:
-        raise ValueError(f"heun_edm needs steps >= 2, got {steps}")
+        raise UserError(f"heun_edm needs steps >= 2, got {steps}")
     sigma_max, sigma_min = float(noise_level(sde, sde.T)), float(noise_level(sde, sde.t_min))
     sigmas = edm_sigmas(steps, sigma_min, sigma_max, rho).tolist() + [0.0]
     gamma = min(churn / steps, math.sqrt(2) - 1)
@@ -493,9 +494,9 @@ def flow_velocity(pred: torch.Tensor, prediction: str, x: torch.Tensor, t: float
 
 def _flow_steps(model, x_T, steps, prediction, heun, return_trajectory, progress):
     if prediction not in FLOW_KINDS:
-        raise ValueError(f"unknown prediction {prediction!r}: use one of {', '.join(FLOW_KINDS)}")
+        raise UserError(f"unknown prediction {prediction!r}: use one of {', '.join(FLOW_KINDS)}")
     if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+        raise UserError(f"steps must be >= 1, got {steps}")
     times = torch.linspace(1, 0, steps + 1, dtype=torch.float64).tolist()
 
     def u(x, t):

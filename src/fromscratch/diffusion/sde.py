@@ -41,6 +41,8 @@ import math
 
 import torch
 
+from fromscratch.errors import UserError
+
 
 def expand_like(values, x: torch.Tensor) -> torch.Tensor:
     """Reshape per-sample `values` (B,) to (B, 1, ..., 1) so they broadcast against x (B, ...).
@@ -140,7 +142,7 @@ class VESDE(SDE):
 
     def __init__(self, sigma: float = 25.0):
         if sigma <= 1:
-            raise ValueError(f"VESDE needs sigma > 1 (the noise grows as sigma^t), got {sigma}")
+            raise UserError(f"VESDE needs sigma > 1 (the noise grows as sigma^t), got {sigma}")
         self.sigma_base = float(sigma)
 
     def drift_coefficient(self, t):
@@ -172,7 +174,7 @@ class VPSDE(SDE):
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
         if not 0 <= beta_min <= beta_max:
-            raise ValueError(f"need 0 <= beta_min <= beta_max, got {beta_min}, {beta_max}")
+            raise UserError(f"need 0 <= beta_min <= beta_max, got {beta_min}, {beta_max}")
         self.beta_min = float(beta_min)
         self.beta_max = float(beta_max)
 
@@ -223,7 +225,7 @@ class EDMSDE(SDE):
 
     def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0):
         if not 0 < sigma_min < sigma_max:
-            raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+            raise UserError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
         self.t_min = float(sigma_min)
         self.T = float(sigma_max)
 
@@ -257,9 +259,9 @@ class DiscreteSchedule:
     def __init__(self, betas: torch.Tensor, dtype: torch.dtype = torch.float32):
         betas = torch.as_tensor(betas, dtype=torch.float64)
         if betas.dim() != 1 or len(betas) == 0:
-            raise ValueError(f"betas must be a non-empty 1-D tensor, got {tuple(betas.shape)}")
+            raise UserError(f"betas must be a non-empty 1-D tensor, got {tuple(betas.shape)}")
         if not ((betas > 0) & (betas < 1)).all():
-            raise ValueError("every beta must lie in (0, 1)")
+            raise UserError("every beta must lie in (0, 1)")
         self.betas = betas.to(dtype)  # (N,)
         self.alphas_cumprod = torch.cumprod(1 - betas, dim=0).to(dtype)  # ᾱ_n, (N,)
 
@@ -348,7 +350,7 @@ def edm_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0,
     Returns (steps,) float64 WITHOUT a final σ = 0: a sampler that ends on clean data appends it.
     """
     if steps < 2:
-        raise ValueError(f"edm_sigmas needs at least 2 steps, got {steps}")
+        raise UserError(f"edm_sigmas needs at least 2 steps, got {steps}")
     ramp = torch.linspace(0, 1, steps, dtype=torch.float64)
     inv_max, inv_min = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
     return (inv_max + ramp * (inv_min - inv_max)) ** rho

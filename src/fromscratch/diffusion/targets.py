@@ -31,6 +31,7 @@ from collections.abc import Callable
 import torch
 
 from fromscratch.diffusion.sde import expand_like
+from fromscratch.errors import UserError
 
 KINDS = ("score", "eps", "x0", "v")
 SIGMA_DATA = 0.5  # EDM (Karras et al. 2022): the standard deviation their preconditioning assumes
@@ -48,7 +49,7 @@ def to_pixel_range(x: torch.Tensor) -> torch.Tensor:
 
 def _check_kind(kind: str) -> None:
     if kind not in KINDS:
-        raise ValueError(f"unknown prediction kind {kind!r}: use one of {', '.join(KINDS)}")
+        raise UserError(f"unknown prediction kind {kind!r}: use one of {', '.join(KINDS)}")
 
 
 def x0_and_eps(pred: torch.Tensor, kind: str, x_t: torch.Tensor, alpha, sigma

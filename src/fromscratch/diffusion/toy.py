@@ -29,6 +29,7 @@ from fromscratch.diffusion.gmm import GaussianMixture
 from fromscratch.diffusion.losses import dsm_loss, flow_matching_loss
 from fromscratch.diffusion.sde import expand_like
 from fromscratch.diffusion.targets import KINDS, convert
+from fromscratch.errors import UserError
 from fromscratch.training.loop import TrainConfig, TrainResult, train
 
 
@@ -71,7 +72,7 @@ class ToyDiffusion(nn.Module):
                  depth: int = 3, weighting: str | None = None):
         super().__init__()
         if prediction not in KINDS:
-            raise ValueError(f"unknown prediction {prediction!r}: use one of {', '.join(KINDS)}")
+            raise UserError(f"unknown prediction {prediction!r}: use one of {', '.join(KINDS)}")
         self.process = process
         self.prediction = prediction
         self.weighting = weighting

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
+from fromscratch.errors import UserError
+
 
 def gaussian_smooth(spikes: torch.Tensor, width_bins: float) -> torch.Tensor:
     """Smooth (R, T, N) counts along time with a Gaussian of std `width_bins`."""
@@ -100,7 +102,7 @@ def fit_factor_analysis(x: torch.Tensor, n_factors: int, max_iter: int = 1000,
     x = x.double()
     M, D = x.shape
     if not 0 < n_factors < D:
-        raise ValueError(f"n_factors must be between 1 and {D - 1}, got {n_factors}")
+        raise UserError(f"n_factors must be between 1 and {D - 1}, got {n_factors}")
     mean = x.mean(0)
     S = _covariance_of(x - mean)  # (D, D)
     eigenvalues, eigenvectors = torch.linalg.eigh(S)  # ascending

@@ -150,7 +150,7 @@ class Attention(nn.Module):
                  qkv_bias: bool = False, fast: bool = True):
         super().__init__()
         if dim % heads != 0:
-            raise ValueError(f"{dim} channels do not split into {heads} heads")
+            raise UserError(f"{dim} channels do not split into {heads} heads")
         self.heads = heads
         self.fast = fast
         self.to_q = nn.Linear(dim, dim, bias=qkv_bias)
@@ -375,12 +375,12 @@ class UNetConfig:
             self.num_attention_heads = tuple(self.num_attention_heads)
         levels = len(self.block_out_channels)
         if len(self.attention_levels) != levels:
-            raise ValueError(f"attention_levels has {len(self.attention_levels)} entries for "
-                             f"{levels} levels")
+            raise UserError(f"attention_levels has {len(self.attention_levels)} entries for "
+                            f"{levels} levels")
         for channels in self.block_out_channels:
             if channels % self.norm_num_groups:
-                raise ValueError(f"{channels} channels do not split into "
-                                 f"{self.norm_num_groups} norm groups")
+                raise UserError(f"{channels} channels do not split into "
+                                f"{self.norm_num_groups} norm groups")
 
     def heads(self, level: int) -> int:
         if isinstance(self.num_attention_heads, tuple):

@@ -29,13 +29,15 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from fromscratch.errors import UserError
+
 
 class EMA:
     """The averaged weights θ̄ of `model` (a copy: the model itself is not changed)."""
 
     def __init__(self, model: nn.Module, decay: float = 0.999, *, warmup: bool = False):
         if not 0.0 <= decay < 1.0:
-            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+            raise UserError(f"EMA decay must be in [0, 1), got {decay}")
         self.decay = decay
         self.warmup = warmup
         self.num_updates = 0
