@@ -14,23 +14,28 @@ Parameter names are GPT-2's in Hugging Face `transformers` (`transformer.h.0.att
 of this file, and `save_pretrained` writes a folder `transformers` can load back.
 """
 
-import json
 import math
 import os
-import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from fromscratch.attention import scaled_dot_product_attention
 from fromscratch.errors import UserError
+from fromscratch.folders import (
+    CONFIG,
+    WEIGHTS,
+    load_state,
+    read_config,
+    read_tensors,
+    resolve,
+    write_json,
+    write_tensors,
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,36 +379,15 @@ class GPT(nn.Module):
         "openai-community/gpt2", downloaded into Hugging Face's cache (or `cache_dir`). A cached
         model loads offline with HF_HUB_OFFLINE=1.
         """
-        folder = Path(path_or_name).expanduser()
-        if folder.is_dir():
-            config_path, weights_path = folder / "config.json", folder / "model.safetensors"
-            for needed in (config_path, weights_path):
-                if not needed.is_file():
-                    raise UserError(
-                        f"{folder} has no {needed.name}; a GPT folder needs config.json and "
-                        "model.safetensors (as written by save_pretrained)"
-                    )
-        elif _looks_like_hub_name(str(path_or_name)):
-            config_path, weights_path = _download(str(path_or_name), cache_dir)
-        else:
-            raise UserError(f"no folder {folder}; give a model folder or a Hub name like gpt2")
-
-        try:
-            hf_config = json.loads(config_path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise UserError(f"cannot read {config_path}: {err}") from err
-        config = GPTConfig.from_hf(hf_config)
+        folder = resolve(path_or_name, [CONFIG, WEIGHTS], cache_dir=cache_dir)
+        advice = "a GPT folder needs config.json and model.safetensors (as save_pretrained writes)"
+        config = GPTConfig.from_hf(read_config(folder, advice=advice))
+        state = _checkpoint_to_ours(read_tensors(folder / WEIGHTS, advice=advice), config)
         # Build on the meta device (shapes only: no memory, no random init), then adopt the
         # checkpoint's tensors as the parameters.
         with torch.device("meta"):
             model = cls(config)
-        try:
-            hf_state = load_file(weights_path)
-        except (OSError, SafetensorError) as err:
-            raise UserError(f"cannot read {weights_path} ({err}): the file is damaged or "
-                            "incomplete; save or download it again") from err
-        state = _checkpoint_to_ours(hf_state, model.state_dict(), config)
-        model.load_state_dict(state, assign=True)
+        load_state(model, state, folder, assign=True)
         model.lm_head.weight = model.transformer.wte.weight  # assign replaced wte: tie again
         return model.eval()
 
@@ -414,12 +398,9 @@ class GPT(nn.Module):
         saved (it is wte). With bias=False, zero biases are written, since GPT-2 always has them.
         """
         folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
         tensors = _ours_to_checkpoint(self.state_dict(), self.config)
-        metadata = {"format": "pt"}  # transformers checks this tag
-        _write_atomically(folder / "model.safetensors", lambda f: save_file(tensors, f, metadata))
-        config_text = json.dumps(self.config.to_hf(), indent=2) + "\n"
-        _write_atomically(folder / "config.json", lambda f: Path(f).write_text(config_text))
+        write_tensors(folder / WEIGHTS, tensors, metadata={"format": "pt"})  # transformers' tag
+        write_json(folder / CONFIG, self.config.to_hf())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -500,8 +481,8 @@ CONV1D_WEIGHTS = (
 MASK_BUFFERS = (".attn.bias", ".attn.masked_bias")
 
 
-def _checkpoint_to_ours(hf_state: dict, expected: dict, config: GPTConfig) -> dict:
-    """Map a HF GPT-2 state dict onto our names and layout; check it against `expected` (ours)."""
+def _checkpoint_to_ours(hf_state: dict, config: GPTConfig) -> dict:
+    """A HF GPT-2 state dict in our names and layout (lm_head.weight is wte's tensor)."""
     state = {}
     for key, tensor in hf_state.items():
         if key.endswith(MASK_BUFFERS):
@@ -510,31 +491,18 @@ def _checkpoint_to_ours(hf_state: dict, expected: dict, config: GPTConfig) -> di
             key = "transformer." + key
         if key.endswith(CONV1D_WEIGHTS):
             tensor = tensor.t()
-        state[key] = tensor.float().contiguous()
+        state[key] = tensor.contiguous()
 
     wte = state.get("transformer.wte.weight")
     lm_head = state.pop("lm_head.weight", None)
     if lm_head is not None and wte is not None and not torch.equal(lm_head, wte):
         raise UserError("this checkpoint's lm_head differs from wte; GPT here ties the two")
     if not config.bias:  # we wrote zero biases for transformers' sake: drop them again
-        for key in [k for k in state if k.endswith(".bias") and k not in expected]:
+        for key in [k for k in state if k.endswith(".bias")]:
             if state.pop(key).count_nonzero() > 0:
                 raise UserError(f"config.json says bias=false but {key} is not zero")
-
-    missing = sorted(set(expected) - set(state) - {"lm_head.weight"})
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise UserError(
-            f"checkpoint does not match its config.json: missing {missing[:3]}, "
-            f"unexpected {unexpected[:3]}"
-        )
-    for key, tensor in state.items():
-        if tensor.shape != expected[key].shape:
-            raise UserError(
-                f"{key} has shape {tuple(tensor.shape)} in the checkpoint but config.json "
-                f"implies {tuple(expected[key].shape)}"
-            )
-    state["lm_head.weight"] = state["transformer.wte.weight"]
+    if wte is not None:
+        state["lm_head.weight"] = wte
     return state
 
 
@@ -546,48 +514,9 @@ def _ours_to_checkpoint(state: dict, config: GPTConfig) -> dict:
             continue  # the same tensor as wte; transformers ties it again on load
         if key.endswith(CONV1D_WEIGHTS):
             tensor = tensor.t()
-        hf_state[key] = tensor.detach().contiguous()
+        hf_state[key] = tensor
         is_embedding = key in ("transformer.wte.weight", "transformer.wpe.weight")
         if not config.bias and not is_embedding:  # a Linear or LayerNorm weight: add its bias
             bias_key = key.removesuffix("weight") + "bias"
             hf_state[bias_key] = tensor.new_zeros(state[key].shape[0])
     return hf_state
-
-
-def _write_atomically(path: Path, write) -> None:
-    """Call write(temp_name) on a temporary file next to `path`, then rename it to `path`.
-
-    A crash halfway leaves the old file (or none), never a truncated one.
-    """
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        os.chmod(temp_name, 0o644)  # mkstemp makes it private; a model file is for sharing
-        write(temp_name)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-
-
-def _looks_like_hub_name(name: str) -> bool:
-    """'gpt2' or 'org/name': letters, digits, '-', '_', '.', at most one '/'."""
-    return re.fullmatch(r"[\w\-][\w\-.]*(/[\w\-][\w\-.]*)?", name) is not None
-
-
-def _download(name: str, cache_dir) -> tuple[Path, Path]:
-    """config.json and model.safetensors of Hub model `name`, from the cache or the network."""
-    from huggingface_hub import hf_hub_download  # imported here: only this path needs it
-    from huggingface_hub.errors import EntryNotFoundError
-
-    try:
-        return tuple(
-            Path(hf_hub_download(name, filename, cache_dir=cache_dir))
-            for filename in ("config.json", "model.safetensors")
-        )
-    except (OSError, ValueError, EntryNotFoundError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(
-            f"{name!r} is not a folder, and fetching it from the Hugging Face Hub failed "
-            f"({reason}); check the name, your network, or the cache if HF_HUB_OFFLINE=1"
-        ) from err
