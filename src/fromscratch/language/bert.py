@@ -21,21 +21,26 @@ Parameter names are Hugging Face's `BertModel` names (`encoder.layer.0.attention
 so loading a BERT checkpoint folder (`from_pretrained`) is a direct copy.
 """
 
-import json
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 from tqdm import tqdm
 
 from fromscratch.attention import padding_mask, scaled_dot_product_attention
 from fromscratch.errors import UserError
-from fromscratch.training.checkpoint import save_json_atomic, save_safetensors_atomic
+from fromscratch.folders import (
+    CONFIG,
+    WEIGHTS,
+    load_state,
+    read_config,
+    read_tensors,
+    write_json,
+    write_tensors,
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,14 +296,11 @@ class BertModel(nn.Module):
         `bert.` prefix is stripped and the task head is left out).
         """
         folder = Path(path).expanduser()
-        if not (folder / "config.json").is_file():
-            raise UserError(f"{folder} has no config.json; give a BERT model folder")
-        config = BertConfig.from_hf(_read_json(folder / "config.json"))
+        config = BertConfig.from_hf(read_config(folder, advice="give a BERT model folder"))
         state = checkpoint_to_ours(_read_weights(folder))
         with torch.device("meta"):  # shapes only: no memory, no random init
             model = cls(config, add_pooling_layer="pooler.dense.weight" in state)
-        _check_matches(state, model.state_dict())
-        model.load_state_dict(state, assign=True)
+        load_state(model, state, folder, assign=True)
         return model.eval()
 
     def save_pretrained(self, path: str | os.PathLike) -> None:
@@ -307,9 +309,8 @@ class BertModel(nn.Module):
         `transformers.BertModel.from_pretrained(path)` loads the folder.
         """
         folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_safetensors_atomic(self.state_dict(), folder / "model.safetensors", {"format": "pt"})
-        save_json_atomic(self.config.to_hf(), folder / "config.json")
+        write_tensors(folder / WEIGHTS, self.state_dict(), {"format": "pt"})
+        write_json(folder / CONFIG, self.config.to_hf())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,16 +326,16 @@ TF_NAMES = {".gamma": ".weight", ".beta": ".bias"}
 
 
 def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
-    safetensors_path, bin_path = folder / "model.safetensors", folder / "pytorch_model.bin"
-    try:
-        if safetensors_path.is_file():
-            return load_file(safetensors_path)
-        if bin_path.is_file():
-            # weights_only: tensors and plain containers only, never arbitrary pickled code
-            return torch.load(bin_path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, SafetensorError) as err:
-        raise UserError(f"cannot read the weights in {folder}: {err}") from err
-    raise UserError(f"{folder} has no model.safetensors or pytorch_model.bin")
+    """model.safetensors, or else the pytorch_model.bin that older BERT folders have."""
+    bin_path = folder / "pytorch_model.bin"
+    if (folder / WEIGHTS).is_file() or not bin_path.is_file():
+        return read_tensors(folder / WEIGHTS, advice="give a BERT folder with model.safetensors "
+                            "or pytorch_model.bin")
+    try:  # weights_only: tensors and plain containers only, never arbitrary pickled code
+        return torch.load(bin_path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError) as err:
+        raise UserError(f"cannot read {bin_path} ({err}): the file is damaged or incomplete; "
+                        "download it again") from err
 
 
 def checkpoint_to_ours(hf_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -351,22 +352,8 @@ def checkpoint_to_ours(hf_state: dict[str, torch.Tensor]) -> dict[str, torch.Ten
         for old, new in TF_NAMES.items():
             if key.endswith(old):
                 key = key.removesuffix(old) + new
-        state[key] = tensor.float().contiguous()
+        state[key] = tensor
     return state
-
-
-def _check_matches(state: dict, expected: dict) -> None:
-    problems = [f"{key} is missing" for key in expected if key not in state]
-    problems += [f"{key} is unexpected" for key in state if key not in expected]
-    problems += [
-        f"{key} has shape {tuple(state[key].shape)}, config.json implies {tuple(t.shape)}"
-        for key, t in expected.items()
-        if key in state and state[key].shape != t.shape
-    ]
-    if problems:
-        raise UserError(
-            f"checkpoint does not match its config.json ({len(problems)} problems): {problems[0]}"
-        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -427,9 +414,9 @@ class SentenceEncoder:
         folder = Path(path).expanduser()
         model = BertModel.from_pretrained(folder)
         tokenizer = WordPieceTokenizer.from_vocab(folder)
-        pooling_config = _read_json(folder / "1_Pooling" / "config.json")
+        pooling_config = _read_optional_json(folder, "1_Pooling/config.json")
         pooling = "cls" if pooling_config.get("pooling_mode_cls_token") else "mean"
-        max_length = _read_json(folder / "sentence_bert_config.json").get("max_seq_length")
+        max_length = _read_optional_json(folder, "sentence_bert_config.json").get("max_seq_length")
         return cls(model, tokenizer, pooling=pooling, max_length=max_length)
 
     @property
@@ -472,9 +459,7 @@ def _pad(sequences: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor,
     return ids, mask
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"cannot read {path}: {err}") from err
+def _read_optional_json(folder: Path, name: str) -> dict:
+    """`folder`/`name` as a dict; {} when the folder has no such file (a plain BERT folder)."""
+    return read_config(folder, name) if (folder / name).is_file() else {}
 
