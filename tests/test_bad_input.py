@@ -153,7 +153,7 @@ ROWS = [
     ("zero batch (eval)", lambda c: ["gpt", "eval", "--ckpt", str(c.run), "--data",
                                      str(c.corpus), "--batch-size", "0"], "must be > 0"),
     ("temperature < 0", lambda c: ["gpt", "sample", "--ckpt", str(c.run), "--temperature",
-                                   "-1"], "must be >= 0"),
+                                   "-1"], "must be ≥ 0"),
     ("top-p = 0", lambda c: ["gpt", "sample", "--ckpt", str(c.run), "--top-p", "0"],
      "must be in (0, 1]"),
     ("top-p > 1", lambda c: ["gpt", "sample", "--ckpt", str(c.run), "--top-p", "1.5"],

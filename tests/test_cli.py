@@ -2,6 +2,7 @@
 
 import json
 import math
+import pkgutil
 import subprocess
 import sys
 from pydoc_data.topics import topics
@@ -9,7 +10,8 @@ from pydoc_data.topics import topics
 import pytest
 import torch
 
-from fromscratch.cli import main
+from fromscratch import commands
+from fromscratch.cli import COMMANDS, main
 from fromscratch.data.text import evaluate_lm, split_train_val
 from fromscratch.language.gpt import GPT
 from fromscratch.tokenizers import load_tokenizer
@@ -128,3 +130,52 @@ def test_the_console_script_prints_no_traceback(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+
+
+def test_the_command_list_names_every_command_module_once():
+    modules = {m.name for m in pkgutil.iter_modules(commands.__path__)} - {"common"}
+    assert sorted(COMMANDS) == sorted(modules)
+
+
+# Each command group, given a value argparse refuses and a file or name its verb refuses.
+BAD_INPUT = {
+    "gpt": (["gpt", "train", "--data", "pydoc", "--out", "{tmp}/o", "--max-steps", "x"],
+            ["gpt", "eval", "--ckpt", "{tmp}/none", "--data", "pydoc"]),
+    "bert": (["bert", "search", "--corpus", "c.txt", "--top-k", "0", "q"],
+             ["bert", "search", "--corpus", "{tmp}/none.txt", "q"]),
+    "vit": (["vit", "train", "--out", "{tmp}/o", "--max-steps", "x"],
+            ["vit", "eval", "--ckpt", "{tmp}/none"]),
+    "imagegpt": (["imagegpt", "sample", "--ckpt", "{tmp}/none", "--out", "g.png", "--per-digit",
+                  "-1"], ["imagegpt", "sample", "--ckpt", "{tmp}/none", "--out", "{tmp}/g.png"]),
+    "arithmetic": (["arithmetic", "train", "--out", "{tmp}/o", "--op", "-"],
+                   ["arithmetic", "eval", "--ckpt", "{tmp}/none"]),
+    "audio": (["audio", "train", "--out", "{tmp}/o", "--lr", "fast"],
+              ["audio", "eval", "--ckpt", "{tmp}/none"]),
+    "music": (["music", "sample", "--ckpt", "{tmp}/none", "-o", "s.mid", "--steps", "0"],
+              ["music", "show", "{tmp}/none.mid", "-o", "{tmp}/roll.png"]),
+    "diffusion": (["diffusion", "toy", "--data", "spiral", "--out", "{tmp}/o"],
+                  ["diffusion", "toy", "--data", "moons", "--exact-score", "--out", "{tmp}/o"]),
+    "sd": (["sd", "sample", "--ckpt", "{tmp}/none", "a three", "-o", "g.png", "--guidance", "-2"],
+           ["sd", "sample", "--ckpt", "{tmp}/none", "a three", "-o", "{tmp}/grid.jpg"]),
+    "neuro": (["neuro", "simulate", "--out", "{tmp}/d.npz", "--trials", "many"],
+              ["neuro", "eval", "--ckpt", "{tmp}/none", "--data", "{tmp}/none.npz"]),
+    "lessons": (["lessons", "check", "02", "--timeout", "soon"],
+                ["lessons", "check", "no-such-lesson"]),
+}
+
+
+@pytest.mark.parametrize("kind", ["usage", "verb"])
+@pytest.mark.parametrize("group", COMMANDS)
+def test_every_group_answers_bad_input_with_one_line_and_exit_code_2(group, kind, tmp_path,
+                                                                    capsys):
+    argv = [arg.format(tmp=tmp_path) for arg in BAD_INPUT[group][kind == "verb"]]
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse refused a value before the verb ran
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    usage_error = f"(see fromscratch {group} " in err
+    assert usage_error == (kind == "usage"), err
+    assert list(tmp_path.iterdir()) == []  # nothing written

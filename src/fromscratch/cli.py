@@ -3,28 +3,29 @@
     fromscratch gpt train|sample|eval ...
     fromscratch lessons list|solution ...
 
-Problems the user can fix end in one line on stderr and exit code 2, never a traceback.
+Problems the user can fix end in one line on stderr and exit code 2, never a traceback: a
+UserError raised by a verb, and a usage error of any parser (commands/common.CommandParser).
 """
 
-import argparse
 import importlib
 import os
-import pkgutil
 import sys
 
-from fromscratch import commands
+from fromscratch.commands.common import CommandParser
 from fromscratch.errors import UserError
 
+# the modules of `commands/`, in the order of the curriculum (and of `fromscratch --help`)
+COMMANDS = ("gpt", "bert", "vit", "imagegpt", "arithmetic", "audio", "music", "diffusion", "sd",
+            "neuro", "lessons")
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+
+def build_parser() -> CommandParser:
+    parser = CommandParser(
         prog="fromscratch", description="Transformers and diffusion models built from scratch."
     )
     subparsers = parser.add_subparsers(dest="model", required=True)
-    for module in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        command = importlib.import_module(f"{commands.__name__}.{module.name}")
-        if hasattr(command, "register"):  # helpers such as `common` register nothing
-            command.register(subparsers)
+    for name in COMMANDS:
+        importlib.import_module(f"fromscratch.commands.{name}").register(subparsers)
     return parser
 
 

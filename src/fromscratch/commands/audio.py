@@ -8,7 +8,12 @@
 import json
 from pathlib import Path
 
-from fromscratch.commands.common import positive_float, positive_int, train_config
+from fromscratch.commands.common import (
+    positive_float,
+    positive_int,
+    train_config,
+    whole_number,
+)
 from fromscratch.errors import UserError
 
 SPLIT_FILE = "split.json"  # how the run split the recordings, so that eval can redo it
@@ -86,7 +91,7 @@ def add_training_args(p, *, max_steps: int, batch_size: int, lr: float) -> None:
     p.add_argument("--lr", type=positive_float, default=lr)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=whole_number, default=0)
     p.add_argument("--device", default="cpu")
 
 

@@ -14,7 +14,7 @@ import csv
 import importlib.util
 from pathlib import Path
 
-from fromscratch.commands.common import positive_float, positive_int
+from fromscratch.commands.common import positive_float, positive_int, whole_number
 from fromscratch.errors import UserError
 
 
@@ -150,7 +150,7 @@ def register(commands) -> None:
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--max-length", type=positive_int, default=64, help="tokens per text")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=whole_number, default=0)
     p.set_defaults(func=cmd_bert_finetune)
 
     p = verbs.add_parser("predict", help="classify texts with a fine-tuned classifier")

@@ -10,7 +10,7 @@ fresh data (with the floor of data against data), and writes samples.png and tra
 
 from pathlib import Path
 
-from fromscratch.commands.common import one_line_errors, positive_float, positive_int
+from fromscratch.commands.common import positive_float, positive_int, whole_number
 from fromscratch.errors import UserError
 
 DATA = {"gmm": "mixture", "eight_gaussians": "eight_gaussians", "moons": "moons",
@@ -125,8 +125,8 @@ def register(commands) -> None:
     diffusion = commands.add_parser("diffusion", help="diffusion models: 2-D toys and samplers")
     verbs = diffusion.add_subparsers(dest="verb", required=True)
 
-    p = one_line_errors(verbs.add_parser(
-        "toy", help="train (or use the exact score of) a 2-D diffusion model and sample it"))
+    p = verbs.add_parser(
+        "toy", help="train (or use the exact score of) a 2-D diffusion model and sample it")
     p.add_argument("--data", required=True, choices=sorted(DATA))
     p.add_argument("--sampler", default="dpm_solver_2m", choices=SAMPLER_NAMES,
                    help="default dpm_solver_2m; flow_euler and flow_heun train a flow model")
@@ -139,5 +139,5 @@ def register(commands) -> None:
     p.add_argument("--train-steps", type=positive_int, default=3000)
     p.add_argument("--max-time", type=positive_float, default=120.0,
                    help="stop training after this many seconds (default 120)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=whole_number, default=0)
     p.set_defaults(func=cmd_diffusion_toy)

@@ -7,11 +7,17 @@
     fromscratch gpt eval   --ckpt DIR --data {shakespeare,pydoc,PATH}
 """
 
-import argparse
 import os
 from pathlib import Path
 
-from fromscratch.commands.common import one_line_errors, positive_float, positive_int
+from fromscratch.commands.common import (
+    ema_decay,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    probability,
+    whole_number,
+)
 from fromscratch.errors import UserError
 
 
@@ -143,39 +149,11 @@ def cmd_gpt_eval(args) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-def non_negative_float(text: str) -> float:
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def probability(text: str) -> float:
-    value = _number(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
-    return value
-
-
-def ema_decay(text: str) -> float:
-    value = _number(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), e.g. 0.999; got {text}")
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-
-
 def register(commands) -> None:
     gpt = commands.add_parser("gpt", help="decoder-only language models (GPT, GPT-2)")
     verbs = gpt.add_subparsers(dest="verb", required=True)
 
-    p = one_line_errors(verbs.add_parser("train", help="train a GPT on a text corpus"))
+    p = verbs.add_parser("train", help="train a GPT on a text corpus")
     p.add_argument("--data", required=True, help="shakespeare, pydoc (offline) or a UTF-8 file")
     p.add_argument("--preset", default="demo", help="recipe: demo, shakespeare-char, ...")
     p.add_argument("--tokenizer", help="override the recipe's tokenizer: char, gpt2 or bpe:N")
@@ -188,7 +166,7 @@ def register(commands) -> None:
     p.add_argument("--lr", type=positive_float, help="override the recipe's peak learning rate")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
-    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--seed", type=whole_number, default=1337)
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="autocast precision; auto = bfloat16 on GPUs (float16 on old ones), "
@@ -203,8 +181,7 @@ def register(commands) -> None:
                    help="under torchrun: shard the optimizer state across processes")
     p.set_defaults(func=cmd_gpt_train)
 
-    p = one_line_errors(
-        verbs.add_parser("sample", help="generate text from a trained model or a GPT-2 hub name"))
+    p = verbs.add_parser("sample", help="generate text from a trained model or a GPT-2 hub name")
     p.add_argument("--ckpt", required=True, help="a model folder, or a hub name such as gpt2")
     p.add_argument("--prompt", help="text to continue")
     p.add_argument("--max-new-tokens", type=positive_int, default=200)
@@ -212,12 +189,11 @@ def register(commands) -> None:
     p.add_argument("--top-k", type=positive_int)
     p.add_argument("--top-p", type=probability, help="nucleus sampling: a number in (0, 1]")
     p.add_argument("--num-samples", type=positive_int, default=1)
-    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--seed", type=whole_number, default=1337)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_gpt_sample)
 
-    p = one_line_errors(
-        verbs.add_parser("eval", help="validation loss over the whole validation split"))
+    p = verbs.add_parser("eval", help="validation loss over the whole validation split")
     p.add_argument("--ckpt", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--batch-size", type=positive_int, default=64)

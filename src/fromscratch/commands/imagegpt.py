@@ -7,7 +7,7 @@
 
 from pathlib import Path
 
-from fromscratch.commands.common import positive_float, positive_int
+from fromscratch.commands.common import positive_float, positive_int, whole_number
 from fromscratch.commands.vit import add_training_args, train_config
 from fromscratch.errors import UserError
 
@@ -78,5 +78,5 @@ def register(commands) -> None:
     p.add_argument("--per-digit", type=positive_int, default=8)
     p.add_argument("--temperature", type=positive_float, default=1.0)
     p.add_argument("--classifier", help="a ViT or CNN folder: report how many it recognises")
-    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--seed", type=whole_number, default=1337)
     p.set_defaults(func=cmd_imagegpt_sample)

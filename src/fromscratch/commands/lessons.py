@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from fromscratch.commands.common import positive_int
 from fromscratch.errors import UserError
 
 VERDICT = re.compile(r"^([✓✗]) (\w+):")
@@ -147,7 +148,7 @@ def register(commands) -> None:
     p.add_argument("name", help="a lesson (02, attention) or one exercise's name (softmax)")
     p.add_argument("--file", help="the lesson file to run (default: its .ipynb if any, else .py)")
     p.add_argument("--full", action="store_true", help="full mode instead of fast (slower)")
-    p.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
+    p.add_argument("--timeout", type=positive_int, default=600, help="seconds allowed per cell")
     p.set_defaults(func=cmd_lessons_check)
     p = verbs.add_parser("solution", help="print the reference solution of an exercise")
     p.add_argument("name")

@@ -10,7 +10,13 @@
 from pathlib import Path
 
 from fromscratch.commands.audio import add_training_args
-from fromscratch.commands.common import non_negative_int, positive_float, positive_int, train_config
+from fromscratch.commands.common import (
+    non_negative_int,
+    positive_float,
+    positive_int,
+    train_config,
+    whole_number,
+)
 from fromscratch.errors import UserError
 
 RESOLUTIONS = {"quarter": 1, "16th": 4}  # time steps per quarter note
@@ -121,7 +127,7 @@ def register(commands) -> None:
     p.add_argument("--num-samples", type=positive_int, default=1)
     p.add_argument("--temperature", type=positive_float, default=1.0)
     p.add_argument("--bpm", type=positive_float, default=80.0, help="quarter notes per minute")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=whole_number, default=0)
     p.set_defaults(func=cmd_music_sample)
 
     p = verbs.add_parser("show", help="draw a MIDI file as a piano roll")

@@ -19,7 +19,12 @@ A training run refuses an --out folder that holds an earlier run unless --resume
 
 from pathlib import Path
 
-from fromscratch.commands.common import positive_float, positive_int
+from fromscratch.commands.common import (
+    non_negative_float,
+    positive_float,
+    positive_int,
+    whole_number,
+)
 from fromscratch.errors import UserError
 
 
@@ -217,7 +222,7 @@ def _training_options(p) -> None:
     p.add_argument("--valid-trials", type=positive_int, default=50)
     p.add_argument("--max-steps", type=positive_int)
     p.add_argument("--max-time", type=positive_float, help="stop after this many seconds")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=whole_number, default=0)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
 
@@ -234,7 +239,7 @@ def register(commands) -> None:
     p.add_argument("--bin-size", type=positive_float, default=0.01, help="seconds")
     p.add_argument("--conditions", type=positive_int,
                    help="group trials in this many conditions (shared starting states)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=whole_number, default=0)
     p.set_defaults(func=cmd_simulate)
 
     p = verbs.add_parser("train", help="train an NDT; co-smoothing on the validation trials")
@@ -263,12 +268,12 @@ def register(commands) -> None:
     p.add_argument("--ckpt", required=True, help="a folder written by train-generative")
     p.add_argument("--out", "-o", required=True, help="the .npz to write (spikes, rates, "
                    "conditions)")
-    p.add_argument("--condition", type=int, help="which condition (default: every one)")
+    p.add_argument("--condition", type=whole_number, help="which condition (default: every one)")
     p.add_argument("--trials", type=positive_int, default=50, help="trials per condition")
-    p.add_argument("--guidance", type=float, default=1.0,
+    p.add_argument("--guidance", type=non_negative_float, default=1.0,
                    help="w: 0 unconditional, 1 conditional, > 1 guided")
     p.add_argument("--steps", type=positive_int, default=50, help="DDIM steps")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=whole_number, default=0)
     p.add_argument("--plot", help="a .png of PSTHs and statistics against --data's held-out trials")
     p.add_argument("--data", help="the real trials, for --plot")
     p.add_argument("--valid-trials", type=positive_int, default=50)

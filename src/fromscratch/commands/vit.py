@@ -6,7 +6,11 @@
 
 from pathlib import Path
 
-from fromscratch.commands.common import positive_float, positive_int
+from fromscratch.commands.common import (
+    positive_float,
+    positive_int,
+    whole_number,
+)
 from fromscratch.errors import UserError
 
 
@@ -18,7 +22,7 @@ def add_training_args(p) -> None:
     p.add_argument("--lr", type=positive_float, help="override the recipe's peak learning rate")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
-    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--seed", type=whole_number, default=1337)
     p.add_argument("--device", default="cpu")
 
 
