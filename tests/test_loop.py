@@ -18,6 +18,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from fromscratch.data.text import LMBatches, evaluate_lm
 from fromscratch.errors import UserError
+from fromscratch.seeds import micro_batch_seed
 from fromscratch.training import checkpoint
 from fromscratch.training.checkpoint import load_training_state
 from fromscratch.training.loop import (
@@ -25,8 +26,10 @@ from fromscratch.training.loop import (
     TrainingDiverged,
     count_items,
     lr_at,
+    make_optimizer,
     param_groups,
     train,
+    train_step,
 )
 from fromscratch.training.plots import plot_loss_curves, smooth
 
@@ -109,6 +112,36 @@ def test_resume_after_ctrl_c_is_exact(tmp_path):
     log = (tmp_path / "split" / "log.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in log] == [
         r["step"] for r in full.history]  # the log holds no duplicate of a replayed step
+
+
+def test_train_step_by_hand_is_what_train_does():
+    cfg = config(max_steps=5)
+    torch.manual_seed(0)
+    trained = TinyLM()
+    result = train(trained, DATA, cfg)
+    torch.manual_seed(0)
+    by_hand = TinyLM()
+    optimizer = make_optimizer(by_hand, cfg)
+    losses = [train_step(by_hand, optimizer, DATA, k, cfg)[0].item() for k in range(5)]
+    assert losses == [loss for _, loss, _ in train_losses(result)]
+    for a, b in zip(trained.parameters(), by_hand.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert optimizer.param_groups[0]["lr"] == lr_at(4, cfg)
+
+
+def test_each_micro_batch_draws_from_a_generator_seeded_by_its_step_and_number():
+    draws = []
+
+    class Drawing(TinyLM):
+        def loss(self, batch):
+            draws.append(torch.rand(()).item())  # as dropout or diffusion noise would
+            return super().loss(batch)
+
+    cfg = config(max_steps=3, grad_accum=2, seed=7)
+    train(Drawing(), DATA, cfg)
+    expected = [torch.rand((), generator=torch.Generator().manual_seed(
+        micro_batch_seed(7, k, m))).item() for k in range(3) for m in range(2)]
+    assert draws == expected
 
 
 def test_lr_schedule_matches_the_formula_by_hand():

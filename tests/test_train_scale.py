@@ -1,5 +1,5 @@
 """Trainer options for scale: autocast precision, gradient scaling, activation checkpointing,
-torch.compile, and randomness that depends on (step, micro-batch) only."""
+and torch.compile."""
 
 import functools
 import json
@@ -13,7 +13,7 @@ from test_loop import TinyLM
 from fromscratch.data.text import LMBatches
 from fromscratch.errors import UserError
 from fromscratch.language.gpt import GPT, GPTConfig
-from fromscratch.training.loop import TrainConfig, autocast_dtype, micro_batch_seed, train
+from fromscratch.training.loop import TrainConfig, autocast_dtype, train
 
 VOCAB = 32
 IDS = (torch.arange(3000) * 7 + torch.randint(0, 3, (3000,),
@@ -109,13 +109,6 @@ def test_a_gradient_scaler_skips_overflowing_steps_and_backs_off():
     scaler.update()
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # skipped
     assert scaler.get_scale() == 2.0**39  # halved
-
-
-def test_randomness_depends_on_step_and_micro_batch_only():
-    seeds = {micro_batch_seed(1337, step, micro) for step in range(50) for micro in range(4)}
-    assert len(seeds) == 200 and all(0 <= s < 2**63 for s in seeds)
-    assert micro_batch_seed(1337, 3, 1) == micro_batch_seed(1337, 3, 1)
-    assert micro_batch_seed(1337, 3, 1) != micro_batch_seed(1338, 3, 1)
 
 
 def test_bad_dtype_is_a_user_error():

@@ -4,7 +4,7 @@ The trainer knows one thing about a model: `loss = model.loss(batch)`, a scalar 
 small. Batches come from a function `batches(step, micro) -> batch`, so the data of every step is
 fixed by its number, and a run resumed at step k replays exactly what an uninterrupted run does.
 
-Optimizer step k (k = 0, 1, ..., max_steps - 1), with parameters θ:
+Optimizer step k (k = 0, 1, ..., max_steps - 1), with parameters θ, is `train_step`:
 
     lr_k = lr_at(k)                                   linear warmup, then cosine decay
     g    = Σ_m ∇ loss(batches(k, m)) / grad_accum     gradient accumulation over micro-batches
@@ -12,13 +12,19 @@ Optimizer step k (k = 0, 1, ..., max_steps - 1), with parameters θ:
     θ    ← AdamW(θ, g, lr_k)                          weight decay on matrices only
     θ̄    ← d θ̄ + (1 − d) θ                           optional EMA of the weights (ema.py)
 
+`train` runs train_step for k = 0, 1, ... and around it keeps the run's books in one `RunState`:
+every log_interval steps a log record (`log_progress`), every eval_interval steps an evaluation
+(`evaluate_now`), every checkpoint_interval steps a checkpoint (`save_checkpoint`), and the stops
+below.
+
 Step numbers in logs and checkpoints count the updates already done: the record with "step": 100
 is written after the 100th update (its loss is the mean of the losses those updates were computed
 from), and a checkpoint at step 100 resumes with k = 100.
 
-Randomness: before micro-batch m of step k, torch's generator is seeded from (seed, k, m), so
-dropout masks and noise drawn inside `model.loss` depend on the step and micro-batch only: a
-resumed run and a run split over several processes draw the same numbers as one whole run.
+Randomness: before micro-batch m of step k, torch's generator is seeded with
+micro_batch_seed(seed, k, m) (seeds.py, the rule the batch sources follow too), so dropout masks
+and noise drawn inside `model.loss` depend on the step and micro-batch only: a resumed run and a
+run split over several processes draw the same numbers as one whole run.
 
 Scale (each a TrainConfig field; lesson notebooks/22_training_at_scale.py explains them):
   data parallel   under `torchrun --nproc_per_node=N`, each process computes its share of every
@@ -46,15 +52,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from fromscratch.errors import UserError
+from fromscratch.modes import evaluating
+from fromscratch.seeds import micro_batch_seed
 from fromscratch.training import distributed
 from fromscratch.training.checkpoint import (
     CHECKPOINTS,
@@ -205,11 +212,6 @@ def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
-def micro_batch_seed(seed: int, step: int, micro: int) -> int:
-    """The seed of torch's generator for micro-batch `micro` of step `step`."""
-    return int(np.random.SeedSequence([seed, step, micro]).generate_state(1, np.uint64)[0] >> 1)
-
-
 def count_items(batch) -> tuple[int, str]:
     """(how much, unit) for speed reports, from shapes only (no GPU sync).
 
@@ -236,26 +238,65 @@ def _to_device(batch, device: torch.device):
     return batch
 
 
-@contextmanager
-def _ctrl_c_requests_stop() -> Iterator[threading.Event]:
-    """While inside, the first Ctrl-C only sets the returned event; the second one interrupts."""
-    requested = threading.Event()
-    if threading.current_thread() is not threading.main_thread():  # signals reach only main
-        yield requested
-        return
-    previous = signal.getsignal(signal.SIGINT)
+# ---------------------------------------------------------------------------------------------
+# One optimizer step
+# ---------------------------------------------------------------------------------------------
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Callable[[int, int], object],
+    step: int,
+    cfg: TrainConfig,
+    *,
+    micros: range | None = None,
+    compute_loss: Callable | None = None,
+    ddp: DistributedDataParallel | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    amp_dtype: torch.dtype = torch.float32,
+    ema: EMA | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Optimizer step k = `step` (the equations at the top of this file).
 
-    def on_ctrl_c(signum, frame):
-        requested.set()
-        signal.signal(signal.SIGINT, previous)  # the next Ctrl-C behaves as usual
+    Returns the step's loss (its mean over the micro-batches) and the gradient norm before
+    clipping (None with clipping off), both left on the device: reading them waits for the GPU.
+    By hand, on one device: `train_step(model, make_optimizer(model, cfg), batches, k, cfg)`.
+    The keywords are what `train` adds at scale: this process's share of the micro-batches, the
+    loss through DDP (which averages gradients across processes) or torch.compile, the DDP
+    wrapper itself, float16's gradient scaler, the autocast precision, and the EMA.
+    """
+    micros = range(cfg.grad_accum) if micros is None else micros
+    compute_loss = model.loss if compute_loss is None else compute_loss
+    if scaler is None:
+        scaler = torch.amp.GradScaler(enabled=False)  # off: float32 and bfloat16 need none
+    device = next(model.parameters()).device
+    for group in optimizer.param_groups:
+        group["lr"] = lr_at(step, cfg)
+    step_loss = torch.zeros((), device=device)
+    for i, micro in enumerate(micros):
+        torch.manual_seed(micro_batch_seed(cfg.seed, step, micro))  # dropout, noise: by (k, m)
+        batch = _to_device(batches(step, micro), device)
+        # DDP all-reduces gradients in backward; only the last micro-batch needs it.
+        last = i == len(micros) - 1
+        with ddp.no_sync() if ddp is not None and not last else nullcontext():
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype != torch.float32):
+                loss = compute_loss(batch)
+            scaler.scale(loss / len(micros)).backward()  # gradients add up over micro-batches
+        step_loss += loss.detach().float() / cfg.grad_accum
+    scaler.unscale_(optimizer)  # true gradients before clipping (float16 only)
+    norm = None
+    if cfg.grad_clip > 0:
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    scaler.step(optimizer)  # skips the update if float16 gradients overflowed
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)  # free gradient memory before the next forward
+    if ema is not None:
+        ema.update(model)
+    return step_loss, norm
 
-    signal.signal(signal.SIGINT, on_ctrl_c)
-    try:
-        yield requested
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
-
+# ---------------------------------------------------------------------------------------------
+# The run around the steps: its state, log, evaluations and checkpoints
+# ---------------------------------------------------------------------------------------------
 class _Log:
     """The run's records: kept in memory, appended to out_dir/log.jsonl, drawn to loss.png."""
 
@@ -283,6 +324,188 @@ class _Log:
             self.plotted = list(self.records)
 
 
+def _complete_records(path: Path) -> list[dict]:
+    """The records of log.jsonl; a last line cut short (a crash in mid-append) is left out."""
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    return [json.loads(line) for line in lines if line.endswith("\n") and line.strip()]
+
+
+@dataclass
+class RunState:
+    """What `train` carries from step to step (the model and the optimizer hold the rest)."""
+
+    cfg: TrainConfig
+    world: World
+    log: _Log
+    bar: tqdm  # the progress bar (disabled unless cfg.progress, and on ranks other than 0)
+    step: int = 0  # optimizer updates done
+    saved_at: int = -1  # the step of the newest checkpoint
+    evaluated_at: int = -1  # the step of the newest evaluation
+    losses: list[torch.Tensor] = field(default_factory=list)  # per step, on the device until logged
+    norms: list[torch.Tensor] = field(default_factory=list)  # gradient norms before clipping, same
+    items: int = 0  # tokens or examples since the last log record, for the speed
+    unit: str = "items"
+    start: float = field(default_factory=time.perf_counter)
+    last_log: float = 0.0  # when the speed's interval began: the last log record, less pauses
+
+    def __post_init__(self):
+        self.last_log = self.start
+
+
+class _Counted:
+    """`batches`, counting what it hands out into run.items (every process takes as many)."""
+
+    def __init__(self, batches: Callable[[int, int], object], run: RunState):
+        self.batches, self.run = batches, run
+
+    def __call__(self, step: int, micro: int):
+        batch = self.batches(step, micro)
+        count, self.run.unit = count_items(batch)
+        self.run.items += count * self.run.world.size
+        return batch
+
+
+def _checked_losses(run: RunState) -> list[float]:
+    """The losses of the steps since the last log record, on the CPU (one sync); a nan or inf
+    among them stops the run."""
+    # Each process holds Σ over its micro-batches of loss / grad_accum: summed over the
+    # processes, that is the mean loss of the whole step.
+    values = distributed.sum_over_processes(torch.stack(run.losses), run.world).tolist()
+    for offset, value in enumerate(values):
+        if not math.isfinite(value):
+            bad_step = run.step - len(values) + 1 + offset
+            raise TrainingDiverged(
+                f"the loss became {value} at step {bad_step}; stopped without saving that state "
+                "(the last checkpoint is kept): lower lr or keep grad_clip on"
+            )
+    return values
+
+
+def log_progress(run: RunState) -> None:
+    """Write the record of the steps since the last one: mean loss, lr, gradient norm, speed."""
+    losses = _checked_losses(run)  # the one GPU -> CPU sync of a log interval
+    now = time.perf_counter()
+    record = {"step": run.step, "loss": sum(losses) / len(losses),
+              "lr": lr_at(run.step - 1, run.cfg), "time": round(now - run.start, 3)}
+    postfix = {"loss": f"{record['loss']:.4f}", "lr": f"{record['lr']:.2e}"}
+    if run.norms:
+        record["grad_norm"] = torch.stack(run.norms).mean().item()
+    if run.items:
+        record[f"{run.unit}_per_s"] = run.items / (now - run.last_log)
+        postfix[f"{run.unit}/s"] = f"{record[f'{run.unit}_per_s']:,.0f}"
+    run.log.write(record)
+    run.bar.set_postfix(postfix)
+    run.losses.clear()
+    run.norms.clear()
+    run.items, run.last_log = 0, now
+
+
+@contextmanager
+def _paused(run: RunState) -> Iterator[None]:
+    """Time spent inside (evaluating, saving) does not count against the training speed."""
+    began = time.perf_counter()
+    yield
+    run.last_log += time.perf_counter() - began
+
+
+def _averaged(model: torch.nn.Module, ema: EMA | None):
+    """Inside, the model holds the averaged weights θ̄ if there are any: what evaluate and
+    save_model see."""
+    return ema.swap(model) if ema is not None else nullcontext()
+
+
+def evaluate_now(run: RunState, model: torch.nn.Module, ema: EMA | None,
+                 evaluate: Callable[[torch.nn.Module], dict[str, float]]) -> None:
+    """Log evaluate(model) in eval mode (then training mode again), and redraw loss.png."""
+    with _paused(run):
+        with _averaged(model, ema), evaluating(model):
+            metrics = {name: float(value) for name, value in evaluate(model).items()}
+        run.log.write({"step": run.step, **metrics,
+                       "time": round(time.perf_counter() - run.start, 3)})
+        if run.cfg.progress:
+            run.bar.write(f"step {run.step}: "
+                          + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        run.log.plot()
+    run.evaluated_at = run.step
+
+
+def save_checkpoint(run: RunState, out_dir: Path, model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                    ema: EMA | None, save_model: Callable | None) -> None:
+    """The training state of run.step into out_dir/checkpoints (rank 0 writes), then the model
+    folder by save_model. Every process calls it: the checks before writing are collective."""
+    with _paused(run):
+        if run.losses:
+            _checked_losses(run)  # never save a diverged state
+        if hasattr(optimizer, "consolidate_state_dict"):  # ZeRO
+            optimizer.consolidate_state_dict(to=0)  # gather the shards of Adam's state on rank 0
+        if run.world.is_main:
+            extra = {"grad_scaler": scaler.state_dict()} if scaler.is_enabled() else None
+            with _disk_full_explained(run.step, out_dir):
+                save_training_state(out_dir, model, optimizer, run.step,
+                                    train_config=run.cfg.to_dict(), extra=extra, ema=ema)
+                if save_model is not None:
+                    with _averaged(model, ema):
+                        save_model(model, out_dir)
+    run.saved_at = run.step
+
+
+@contextmanager
+def _disk_full_explained(step: int, out_dir: Path) -> Iterator[None]:
+    """A full disk (or quota) while writing becomes a UserError that says what to do."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise UserError(
+            f"the disk is full: the checkpoint of step {step} could not be written to "
+            f"{out_dir} (the previous one is intact); free some space, then resume"
+        ) from error
+
+
+def _reason_to_stop(run: RunState, stop_requested: threading.Event,
+                    device: torch.device) -> str | None:
+    """"interrupted" (Ctrl-C), "max_time", or None to go on; if one process stops, all do."""
+    cfg = run.cfg
+    out_of_time = cfg.max_time is not None and time.perf_counter() - run.start >= cfg.max_time
+    interrupted, out_of_time = distributed.any_process(
+        [stop_requested.is_set(), out_of_time and run.step < cfg.max_steps], run.world, device)
+    return "interrupted" if interrupted else "max_time" if out_of_time else None
+
+
+@contextmanager
+def _ctrl_c_requests_stop() -> Iterator[threading.Event]:
+    """While inside, the first Ctrl-C only sets the returned event; the second one interrupts."""
+    requested = threading.Event()
+    if threading.current_thread() is not threading.main_thread():  # signals reach only main
+        yield requested
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_ctrl_c(signum, frame):
+        requested.set()
+        signal.signal(signal.SIGINT, previous)  # the next Ctrl-C behaves as usual
+
+    signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield requested
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# ---------------------------------------------------------------------------------------------
+# Setting up a run
+# ---------------------------------------------------------------------------------------------
+def _device(cfg: TrainConfig, world: World) -> torch.device:
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("device 'cuda' asked for, but torch sees no GPU: use device='cpu'")
+    if device.type == "cuda" and world.size > 1:
+        device = torch.device("cuda", world.local_rank)  # one GPU per process
+    return device
+
+
 class _Loss(torch.nn.Module):
     """`model.loss(batch)` as a forward pass: DDP and torch.compile both wrap `forward`."""
 
@@ -294,25 +517,41 @@ class _Loss(torch.nn.Module):
         return self.model.loss(batch)
 
 
-def _complete_records(path: Path) -> list[dict]:
-    """The records of log.jsonl; a last line cut short (a crash in mid-append) is left out."""
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    return [json.loads(line) for line in lines if line.endswith("\n") and line.strip()]
+def _loss_computation(model: torch.nn.Module, cfg: TrainConfig, world: World,
+                      device: torch.device) -> tuple[Callable, DistributedDataParallel | None]:
+    """(what computes the loss, the DDP wrapper or None): the model itself, or DDP around it
+    (which averages gradients across processes in backward), optionally compiled."""
+    loss_module, ddp = _Loss(model), None
+    if world.size > 1:
+        ddp = loss_module = DistributedDataParallel(
+            loss_module, device_ids=[device.index] if device.type == "cuda" else None)
+    return (torch.compile(loss_module) if cfg.compile else loss_module), ddp
 
 
-def _checked(losses: torch.Tensor, last_step: int) -> list[float]:
-    """Bring the per-step losses (1-D) to the CPU (one sync) and stop if any is nan or inf."""
-    values = losses.tolist()
-    for offset, value in enumerate(values):
-        if not math.isfinite(value):
-            bad_step = last_step - len(values) + 1 + offset
-            raise TrainingDiverged(
-                f"the loss became {value} at step {bad_step}; stopped without saving that state "
-                "(the last checkpoint is kept): lower lr or keep grad_clip on"
+def _first_step(out_dir: Path | None, resume: bool, overwrite: bool, model: torch.nn.Module,
+                optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, ema: EMA | None,
+                world: World) -> int:
+    """The step a run starts at: the newest checkpoint's (its state loaded) when resuming, else 0
+    (a folder holding an older run is refused unless `overwrite`)."""
+    if resume:
+        restored = load_training_state(out_dir, model, optimizer, ema=ema)
+        if "grad_scaler" in restored["extra"]:
+            scaler.load_state_dict(restored["extra"]["grad_scaler"])
+        return restored["step"]
+    if out_dir is not None and (out_dir / CHECKPOINTS).exists():
+        if not overwrite:
+            raise UserError(
+                f"{out_dir} already holds a training run: resume it (--resume), start afresh "
+                "(--overwrite) or choose another output folder"
             )
-    return values
+        if world.is_main:
+            shutil.rmtree(out_dir / CHECKPOINTS)
+    return 0
 
 
+# ---------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------
 def train(
     model: torch.nn.Module,
     batches: Callable[[int, int], object],
@@ -327,8 +566,9 @@ def train(
     """Train `model` by AdamW on `model.loss(batches(step, micro))`.
 
     out_dir: where log.jsonl, loss.png and checkpoints/ go (nothing is written if None).
-    evaluate: called every eval_interval steps and at the end; returns metrics such as
-        {"val_loss": 1.47}; names ending in "loss" are drawn in loss.png.
+    evaluate: called every eval_interval steps and at the end, in eval mode under
+        torch.no_grad(); returns metrics such as {"val_loss": 1.47}; names ending in "loss" are
+        drawn in loss.png.
     save_model: called after each checkpoint as save_model(model, out_dir), so that out_dir is
         also a model folder a user can load (e.g. weights + config + tokenizer).
     With cfg.ema_decay set, evaluate and save_model see the averaged weights θ̄ (swapped into
@@ -349,12 +589,7 @@ def _train(model, batches, cfg, world, *, out_dir, evaluate, save_model, resume,
     if resume and out_dir is None:
         raise UserError("resume needs out_dir, the folder of the run to continue")
     out_dir = Path(out_dir) if out_dir is not None else None
-    device = torch.device(cfg.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("device 'cuda' asked for, but torch sees no GPU: use device='cpu'")
-    if device.type == "cuda" and world.size > 1:
-        device = torch.device("cuda", world.local_rank)  # one GPU per process
-    my_micros = distributed.my_micro_batches(world, cfg.grad_accum)
+    device = _device(cfg, world)
     amp_dtype = autocast_dtype(cfg, device)
     torch.manual_seed(cfg.seed)
     model.to(device)
@@ -367,166 +602,48 @@ def _train(model, batches, cfg, world, *, out_dir, evaluate, save_model, resume,
     optimizer = make_optimizer(model, cfg, world)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     ema = EMA(model, cfg.ema_decay, warmup=cfg.ema_warmup) if cfg.ema_decay is not None else None
+    compute_loss, ddp = _loss_computation(model, cfg, world, device)
+    step = _first_step(out_dir, resume, overwrite, model, optimizer, scaler, ema, world)
 
-    # What computes the loss: the model itself, or DDP around it (which averages gradients
-    # across processes in backward), optionally compiled.
-    loss_module = _Loss(model)
-    ddp = None
-    if world.size > 1:
-        ddp = loss_module = DistributedDataParallel(
-            loss_module, device_ids=[device.index] if device.type == "cuda" else None)
-    compute_loss = torch.compile(loss_module) if cfg.compile else loss_module
-
-    def averaged_weights():  # the weights evaluate and save_model see
-        return ema.swap(model) if ema is not None else nullcontext()
-
-    step = 0  # optimizer updates done
-    saved_at = evaluated_at = -1
-    if resume:
-        restored = load_training_state(out_dir, model, optimizer, ema=ema)
-        step = saved_at = restored["step"]
-        if "grad_scaler" in restored["extra"]:
-            scaler.load_state_dict(restored["extra"]["grad_scaler"])
-    elif out_dir is not None and (out_dir / CHECKPOINTS).exists():
-        if not overwrite:
-            raise UserError(
-                f"{out_dir} already holds a training run: resume it (--resume), start afresh "
-                "(--overwrite) or choose another output folder"
-            )
-        if world.is_main:
-            shutil.rmtree(out_dir / CHECKPOINTS)
-    writes = world.is_main and out_dir is not None  # only rank 0 writes files
-    evaluating = world.is_main and evaluate is not None
     log = _Log(out_dir if world.is_main else None, resume_step=step if resume else None)
-    if any(r["step"] == step and "loss" not in r for r in log.records):
-        evaluated_at = step
-
-    pending_losses: list[torch.Tensor] = []  # per-step losses, left on the device until logged
-    pending_norms: list[torch.Tensor] = []  # gradient norms before clipping, likewise
-    items, unit = 0, "items"  # tokens or examples since the last log line, for the speed
-    start = last_log = time.perf_counter()
-
-    def step_losses() -> list[float]:
-        # Each process holds Σ over its micro-batches of loss / grad_accum: summed over the
-        # processes, that is the mean loss of the whole step.
-        return _checked(distributed.sum_over_processes(torch.stack(pending_losses), world), step)
-
-    def log_train() -> None:
-        nonlocal items, last_log
-        losses = step_losses()  # the one GPU -> CPU sync of a log interval
-        now = time.perf_counter()
-        record = {"step": step, "loss": sum(losses) / len(losses), "lr": lr_at(step - 1, cfg),
-                  "time": round(now - start, 3)}
-        postfix = {"loss": f"{record['loss']:.4f}", "lr": f"{record['lr']:.2e}"}
-        if pending_norms:
-            record["grad_norm"] = torch.stack(pending_norms).mean().item()
-        if items:
-            record[f"{unit}_per_s"] = items / (now - last_log)
-            postfix[f"{unit}/s"] = f"{record[f'{unit}_per_s']:,.0f}"
-        log.write(record)
-        bar.set_postfix(postfix)
-        pending_losses.clear()
-        pending_norms.clear()
-        items, last_log = 0, now
-
-    def run_eval() -> None:
-        nonlocal evaluated_at, last_log
-        began = time.perf_counter()
-        with averaged_weights():
-            metrics = {name: float(value) for name, value in evaluate(model).items()}
-        model.train()
-        log.write({"step": step, **metrics, "time": round(time.perf_counter() - start, 3)})
-        if cfg.progress:
-            bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-        log.plot()
-        evaluated_at = step
-        last_log += time.perf_counter() - began  # evaluation time is not training speed
-
-    def checkpoint() -> None:  # called by every process: the checks below are collective
-        nonlocal saved_at, last_log
-        began = time.perf_counter()
-        if pending_losses:
-            step_losses()  # never save a diverged state
-        if hasattr(optimizer, "consolidate_state_dict"):  # ZeRO
-            optimizer.consolidate_state_dict(to=0)  # gather the shards of Adam's state on rank 0
-        if writes:
-            extra = {"grad_scaler": scaler.state_dict()} if scaler.is_enabled() else None
-            try:
-                save_training_state(out_dir, model, optimizer, step, train_config=cfg.to_dict(),
-                                    extra=extra, ema=ema)
-                if save_model is not None:
-                    with averaged_weights():
-                        save_model(model, out_dir)
-            except OSError as error:
-                if error.errno not in (errno.ENOSPC, errno.EDQUOT):
-                    raise
-                raise UserError(
-                    f"the disk is full: the checkpoint of step {step} could not be written to "
-                    f"{out_dir} (the previous one is intact); free some space, then resume"
-                ) from error
-        saved_at = step
-        last_log += time.perf_counter() - began
-
-    stopped_by = "max_steps"
     bar = tqdm(total=cfg.max_steps, initial=step, unit="step",
                disable=not (cfg.progress and world.is_main), dynamic_ncols=True)
-    try:
-        with _ctrl_c_requests_stop() as stop_requested:
-            if evaluating and step == 0:
-                run_eval()  # the curve starts at the untrained model
-            while step < cfg.max_steps:
-                lr = lr_at(step, cfg)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                step_loss = torch.zeros((), device=device)
-                for i, micro in enumerate(my_micros):
-                    torch.manual_seed(micro_batch_seed(cfg.seed, step, micro))
-                    batch = _to_device(batches(step, micro), device)
-                    # DDP all-reduces gradients in backward; only the last micro-batch needs it.
-                    last = i == len(my_micros) - 1
-                    with ddp.no_sync() if ddp is not None and not last else nullcontext():
-                        with torch.autocast(device.type, dtype=amp_dtype,
-                                            enabled=amp_dtype != torch.float32):
-                            loss = compute_loss(batch)
-                        # gradients add up over micro-batches (and DDP averages over processes)
-                        scaler.scale(loss / len(my_micros)).backward()
-                    step_loss += loss.detach().float() / cfg.grad_accum
-                    count, unit = count_items(batch)
-                    items += count * world.size
-                scaler.unscale_(optimizer)  # true gradients before clipping (float16 only)
-                if cfg.grad_clip > 0:
-                    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    pending_norms.append(norm.float())
-                scaler.step(optimizer)  # skips the update if float16 gradients overflowed
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)  # free gradient memory before next forward
-                if ema is not None:
-                    ema.update(model)
-                step += 1
-                pending_losses.append(step_loss)
-                bar.update()
+    run = RunState(cfg, world, log, bar, step=step, saved_at=step if resume else -1)
+    if any(r["step"] == step and "loss" not in r for r in log.records):
+        run.evaluated_at = step  # the checkpoint's evaluation is in the log already
+    evaluates = world.is_main and evaluate is not None  # only rank 0 evaluates
+    counted_batches = _Counted(batches, run)
+    stopped_by = "max_steps"
+    with bar, _ctrl_c_requests_stop() as stop_requested:
+        if evaluates and run.step == 0:
+            evaluate_now(run, model, ema, evaluate)  # the curve starts at the untrained model
+        while run.step < cfg.max_steps:
+            loss, norm = train_step(
+                model, optimizer, counted_batches, run.step, cfg,
+                micros=distributed.my_micro_batches(world, cfg.grad_accum),
+                compute_loss=compute_loss, ddp=ddp, scaler=scaler, amp_dtype=amp_dtype, ema=ema)
+            run.step += 1
+            run.losses.append(loss)
+            if norm is not None:
+                run.norms.append(norm)
+            bar.update()
 
-                if step % cfg.log_interval == 0:
-                    log_train()
-                if evaluating and step % cfg.eval_interval == 0:
-                    run_eval()
-                if out_dir is not None and step % cfg.checkpoint_interval == 0:
-                    checkpoint()
-                elapsed = time.perf_counter() - start
-                out_of_time = cfg.max_time is not None and elapsed >= cfg.max_time
-                interrupted, out_of_time = distributed.any_process(
-                    [stop_requested.is_set(), out_of_time and step < cfg.max_steps], world, device)
-                if interrupted or out_of_time:
-                    stopped_by = "interrupted" if interrupted else "max_time"
-                    break
+            if run.step % cfg.log_interval == 0:
+                log_progress(run)
+            if evaluates and run.step % cfg.eval_interval == 0:
+                evaluate_now(run, model, ema, evaluate)
+            if out_dir is not None and run.step % cfg.checkpoint_interval == 0:
+                save_checkpoint(run, out_dir, model, optimizer, scaler, ema, save_model)
+            reason = _reason_to_stop(run, stop_requested, device)
+            if reason is not None:
+                stopped_by = reason
+                break
 
-            if pending_losses:
-                log_train()
-            if evaluating and evaluated_at != step and stopped_by != "interrupted":
-                run_eval()
-            if out_dir is not None and saved_at != step:
-                checkpoint()
-            log.plot()
-    finally:
-        bar.close()
-    return TrainResult(log.records, step, stopped_by, time.perf_counter() - start, ema)
+        if run.losses:
+            log_progress(run)
+        if evaluates and run.evaluated_at != run.step and stopped_by != "interrupted":
+            evaluate_now(run, model, ema, evaluate)
+        if out_dir is not None and run.saved_at != run.step:
+            save_checkpoint(run, out_dir, model, optimizer, scaler, ema, save_model)
+        log.plot()
+    return TrainResult(log.records, run.step, stopped_by, time.perf_counter() - run.start, ema)
