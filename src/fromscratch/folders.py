@@ -3,7 +3,7 @@
 Every model here lives in a folder laid out the way Hugging Face models are:
 
     config.json          the settings that rebuild the model: its sizes, its kind (model_type)
-    model.safetensors    its tensors by name (diffusers names the file
+    model.safetensors    its tensors by name (diffusers names this file
                          diffusion_pytorch_model.safetensors)
 
 so where a model has a counterpart in `transformers` or `diffusers`, a folder written here loads
@@ -47,6 +47,7 @@ from fromscratch.errors import UserError
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
+DIFFUSERS_WEIGHTS = "diffusion_pytorch_model.safetensors"  # the same file, as diffusers names it
 FILE_MODE = 0o644  # rw-r--r--: every file this module writes
 WRITTEN_HERE = "give a folder written by save_pretrained or by training"
 SAME_MODEL = "the weights and config.json must come from the same model"

@@ -19,7 +19,6 @@ clean data); our samplers end on clean data. With set_alpha_to_one=True our imag
 of diffusers' StableDiffusionPipeline (tests/equivalence/test_pipeline_diffusers.py).
 """
 
-import json
 from pathlib import Path
 
 import torch
@@ -33,7 +32,7 @@ from fromscratch.diffusion.sde import (
     scaled_linear_betas,
 )
 from fromscratch.errors import UserError
-from fromscratch.training.checkpoint import atomic_write_bytes, save_json_atomic
+from fromscratch.folders import read_config, resolve, write_bytes, write_json
 
 # "euler" is Euler's method on the probability flow ODE in the scaled variables y = x/α, σ/α,
 # dy/d(σ/α) = ε̂ (diffusers' EulerDiscreteScheduler): its step y + (σ_s/α_s − σ_t/α_t) ε̂ is
@@ -102,18 +101,16 @@ class StableDiffusion:
         from fromscratch.stable_diffusion.unet import UNet
         from fromscratch.stable_diffusion.vae import AutoencoderKL
 
-        folder = Path(name).expanduser()
-        if not folder.is_dir():
-            folder = _download(str(name), cache_dir)
+        folder = resolve(name, FOLDER_FILES, cache_dir=cache_dir)
         missing = [file for file in PIPELINE_FILES if not (folder / file).is_file()]
         if missing:
             raise UserError(f"{folder} is not a diffusers pipeline folder (no {missing[0]}): "
                             "give a folder written by `fromscratch sd train` or a Hub name")
-        scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+        scheduler = read_config(folder, "scheduler/scheduler_config.json")
         prediction = scheduler.get("prediction_type", "epsilon")
         if prediction not in PREDICTIONS:
             raise UserError(f"prediction_type {prediction!r} is not supported")
-        index = json.loads((folder / "model_index.json").read_text())
+        index = read_config(folder, "model_index.json")
         text_encoder = _text_encoder(folder, index.get("text_encoder", [None, None])[1])
         unet = UNet.from_diffusers(folder / "unet")
         if unet.config.cross_attention_dim != text_encoder.hidden_size:
@@ -199,22 +196,22 @@ def save_pipeline(folder: str | Path, unet, vae, encoder, *, schedule: dict = SC
     if write_text_encoder or not (folder / "text_encoder" / "config.json").is_file():
         encoder.bert.save_pretrained(folder / "text_encoder")
         tokenizer = folder / "tokenizer"
-        tokenizer.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(tokenizer / "vocab.txt",
-                           "\n".join(encoder.tokenizer.vocab).encode("utf-8"))
-        save_json_atomic({"do_lower_case": encoder.tokenizer.lowercase,
-                          "model_max_length": encoder.max_length},
-                         tokenizer / "tokenizer_config.json")
+        write_bytes(tokenizer / "vocab.txt", "\n".join(encoder.tokenizer.vocab).encode("utf-8"))
+        write_json(tokenizer / "tokenizer_config.json",
+                   {"do_lower_case": encoder.tokenizer.lowercase,
+                    "model_max_length": encoder.max_length})
     kind = {v: k for k, v in PREDICTIONS.items()}[prediction]
-    save_json_atomic({"_class_name": "DDIMScheduler", **schedule, "prediction_type": kind,
-                      "timestep_spacing": "trailing", "steps_offset": 0, "clip_sample": False,
-                      "set_alpha_to_one": True}, folder / "scheduler" / "scheduler_config.json")
-    save_json_atomic({"_class_name": "StableDiffusionPipeline",
-                      "unet": ["diffusers", "UNet2DConditionModel"],
-                      "vae": ["diffusers", "AutoencoderKL"],
-                      "text_encoder": ["transformers", "BertModel"],
-                      "tokenizer": ["transformers", "BertTokenizer"],
-                      "scheduler": ["diffusers", "DDIMScheduler"]}, folder / "model_index.json")
+    write_json(folder / "scheduler" / "scheduler_config.json",
+               {"_class_name": "DDIMScheduler", **schedule, "prediction_type": kind,
+                "timestep_spacing": "trailing", "steps_offset": 0, "clip_sample": False,
+                "set_alpha_to_one": True})
+    write_json(folder / "model_index.json",
+               {"_class_name": "StableDiffusionPipeline",
+                "unet": ["diffusers", "UNet2DConditionModel"],
+                "vae": ["diffusers", "AutoencoderKL"],
+                "text_encoder": ["transformers", "BertModel"],
+                "tokenizer": ["transformers", "BertTokenizer"],
+                "scheduler": ["diffusers", "DDIMScheduler"]})
 
 
 def _text_encoder(folder: Path, class_name: str | None):
@@ -224,7 +221,7 @@ def _text_encoder(folder: Path, class_name: str | None):
         from fromscratch.stable_diffusion.text_encoder import BertTextEncoder
         from fromscratch.tokenizers import WordPieceTokenizer
 
-        tokenizer_config = json.loads((folder / "tokenizer" / "tokenizer_config.json").read_text())
+        tokenizer_config = read_config(folder, "tokenizer/tokenizer_config.json")
         return BertTextEncoder(BertModel.from_pretrained(folder / "text_encoder"),
                                WordPieceTokenizer.from_vocab(folder / "tokenizer"),
                                tokenizer_config["model_max_length"])
@@ -237,17 +234,3 @@ def _text_encoder(folder: Path, class_name: str | None):
 
 def is_pipeline(folder: str | Path) -> bool:
     return all((Path(folder) / name).is_file() for name in PIPELINE_FILES)
-
-
-def _download(name: str, cache_dir) -> Path:
-    """The pipeline folder of Hub model `name`, from the Hugging Face cache or the network
-    (only the files we read: safetensors weights, configs, the tokenizer)."""
-    from huggingface_hub import snapshot_download  # only this path needs it
-
-    try:
-        return Path(snapshot_download(name, cache_dir=cache_dir, allow_patterns=FOLDER_FILES))
-    except (OSError, ValueError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{name!r} is not a folder, and fetching it from the Hugging Face Hub "
-                        f"failed ({reason}); check the name, your network, or the cache if "
-                        "HF_HUB_OFFLINE=1") from err

@@ -24,8 +24,15 @@ from torch import nn
 
 from fromscratch.attention import MultiHeadAttention
 from fromscratch.errors import UserError
-from fromscratch.stable_diffusion.unet import load_state, read_config, read_weights
-from fromscratch.training.checkpoint import save_json_atomic, save_safetensors_atomic
+from fromscratch.folders import (
+    CONFIG,
+    WEIGHTS,
+    load_state,
+    read_config,
+    read_tensors,
+    write_json,
+    write_tensors,
+)
 
 ACTIVATIONS = {
     "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),  # CLIP's fast approximation of GELU
@@ -144,24 +151,23 @@ class CLIPTextModel(nn.Module):
     def from_pretrained(cls, path: str | Path) -> "CLIPTextModel":
         """Read a Hugging Face `CLIPTextModel` folder (config.json + model.safetensors)."""
         folder = Path(path)
-        cfg = read_config(folder)
+        advice = "give a transformers CLIPTextModel folder (as save_pretrained writes)"
+        cfg = read_config(folder, advice=advice)
         names = CLIPTextConfig.__dataclass_fields__
         model = cls(CLIPTextConfig(**{k: v for k, v in cfg.items() if k in names}))
         state = {k.removeprefix("text_model."): v for k, v in
-                 read_weights(folder, "model.safetensors").items()}
+                 read_tensors(folder / WEIGHTS, advice=advice).items()}
         state.pop("embeddings.position_ids", None)  # a buffer of 0..T-1 in older files
-        load_state(model, state)
+        load_state(model, state, folder)
         return model.eval()
 
     def save_pretrained(self, path: str | Path) -> None:
         """Write a folder `transformers.CLIPTextModel.from_pretrained` reads."""
         folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_safetensors_atomic({f"text_model.{k}": v.contiguous()
-                                 for k, v in self.state_dict().items()},
-                                folder / "model.safetensors", metadata={"format": "pt"})
-        save_json_atomic({"architectures": ["CLIPTextModel"], "model_type": "clip_text_model",
-                          **self.config.__dict__}, folder / "config.json")
+        tensors = {f"text_model.{k}": v for k, v in self.state_dict().items()}
+        write_tensors(folder / WEIGHTS, tensors, metadata={"format": "pt"})
+        write_json(folder / CONFIG, {"architectures": ["CLIPTextModel"],
+                                     "model_type": "clip_text_model", **self.config.__dict__})
 
 
 class BertTextEncoder(nn.Module):

@@ -23,22 +23,25 @@ diffusion_pytorch_model.safetensors). Derivations: notebooks/18_unet.py (ResBloc
 embedding, skips) and notebooks/19_cross_attention.py (SpatialTransformer, cross-attention).
 """
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
 from fromscratch.attention import scaled_dot_product_attention
 from fromscratch.errors import UserError
-from fromscratch.training.checkpoint import save_json_atomic, save_safetensors_atomic
-
-WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
+from fromscratch.folders import (
+    CONFIG,
+    DIFFUSERS_WEIGHTS,
+    load_state,
+    read_config,
+    read_tensors,
+    write_json,
+    write_tensors,
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -456,19 +459,17 @@ class UNet(nn.Module):
     def from_diffusers(cls, path: str | Path) -> "UNet":
         """Read a diffusers `UNet2DConditionModel` folder (config.json + safetensors weights)."""
         folder = Path(path)
-        config = config_from_diffusers(read_config(folder))
-        model = cls(config)
-        load_state(model, read_weights(folder, WEIGHTS_NAME))
+        advice = "give a diffusers UNet folder (as save_diffusers writes)"
+        model = cls(config_from_diffusers(read_config(folder, advice=advice)))
+        load_state(model, read_tensors(folder / DIFFUSERS_WEIGHTS, advice=advice), folder)
         return model.eval()
 
     def save_diffusers(self, path: str | Path) -> None:
         """Write a folder that `UNet2DConditionModel.from_pretrained` reads (atomically per file:
         weights first, then config.json, so a folder with a config is complete)."""
         folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_safetensors_atomic({k: v.contiguous() for k, v in self.state_dict().items()},
-                                folder / WEIGHTS_NAME)
-        save_json_atomic(config_to_diffusers(self.config), folder / "config.json")
+        write_tensors(folder / DIFFUSERS_WEIGHTS, self.state_dict())
+        write_json(folder / CONFIG, config_to_diffusers(self.config))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -487,42 +488,6 @@ UNSUPPORTED_IF_SET = {
     "conv_out_kernel": 3, "time_embedding_dim": None, "timestep_post_act": None,
     "attention_type": "default",
 }
-
-
-def read_config(folder: Path) -> dict:
-    """config.json of a model folder, or a UserError saying what is wrong."""
-    path = folder / "config.json"
-    if not path.is_file():
-        raise UserError(f"{folder} has no config.json: pass a diffusers/transformers model folder")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"cannot read {path}: {err}") from err
-
-
-def read_weights(folder: Path, name: str) -> dict[str, torch.Tensor]:
-    """The tensors of `folder/name` (safetensors only: we never unpickle a downloaded file)."""
-    path = folder / name
-    if not path.is_file():
-        raise UserError(f"{folder} has no {name}: save the model with safetensors")
-    try:
-        return load_file(path)
-    except (OSError, SafetensorError) as err:
-        raise UserError(f"cannot read the weights in {path}: {err}") from err
-
-
-def load_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Copy `state` into `model`, or a UserError naming the first mismatch."""
-    expected = model.state_dict()
-    problems = [f"{k} is missing" for k in expected if k not in state]
-    problems += [f"{k} is unexpected" for k in state if k not in expected]
-    problems += [f"{k} has shape {tuple(state[k].shape)}, config.json implies "
-                 f"{tuple(v.shape)}" for k, v in expected.items()
-                 if k in state and state[k].shape != v.shape]
-    if problems:
-        raise UserError(f"weights do not match config.json ({len(problems)} problems): "
-                        f"{problems[0]}")
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
 
 
 def config_from_diffusers(cfg: dict) -> UNetConfig:

@@ -25,16 +25,16 @@ from torch import nn
 
 from fromscratch.attention import scaled_dot_product_attention
 from fromscratch.errors import UserError
-from fromscratch.stable_diffusion.unet import (
-    WEIGHTS_NAME,
-    Downsample2D,
-    ResnetBlock2D,
-    Upsample2D,
+from fromscratch.folders import (
+    CONFIG,
+    DIFFUSERS_WEIGHTS,
     load_state,
     read_config,
-    read_weights,
+    read_tensors,
+    write_json,
+    write_tensors,
 )
-from fromscratch.training.checkpoint import save_json_atomic, save_safetensors_atomic
+from fromscratch.stable_diffusion.unet import Downsample2D, ResnetBlock2D, Upsample2D
 
 EPS = 1e-6  # GroupNorm's ε throughout the VAE
 
@@ -240,22 +240,20 @@ class AutoencoderKL(nn.Module):
     def from_diffusers(cls, path: str | Path) -> "AutoencoderKL":
         """Read a diffusers `AutoencoderKL` folder (config.json + safetensors weights)."""
         folder = Path(path)
-        model = cls(config_from_diffusers(read_config(folder)))
-        load_state(model, read_weights(folder, WEIGHTS_NAME))
+        advice = "give a diffusers AutoencoderKL folder (as save_diffusers writes)"
+        model = cls(config_from_diffusers(read_config(folder, advice=advice)))
+        load_state(model, read_tensors(folder / DIFFUSERS_WEIGHTS, advice=advice), folder)
         return model.eval()
 
     def save_diffusers(self, path: str | Path) -> None:
         """Write a folder `AutoencoderKL.from_pretrained` reads (weights first, then config)."""
         folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_safetensors_atomic({k: v.contiguous() for k, v in self.state_dict().items()},
-                                folder / WEIGHTS_NAME)
+        write_tensors(folder / DIFFUSERS_WEIGHTS, self.state_dict())
         levels = len(self.config.block_out_channels)
-        save_json_atomic({"_class_name": "AutoencoderKL", **asdict(self.config),
-                          "block_out_channels": list(self.config.block_out_channels),
-                          "down_block_types": ["DownEncoderBlock2D"] * levels,
-                          "up_block_types": ["UpDecoderBlock2D"] * levels},
-                         folder / "config.json")
+        write_json(folder / CONFIG, {"_class_name": "AutoencoderKL", **asdict(self.config),
+                                     "block_out_channels": list(self.config.block_out_channels),
+                                     "down_block_types": ["DownEncoderBlock2D"] * levels,
+                                     "up_block_types": ["UpDecoderBlock2D"] * levels})
 
 
 # The options of diffusers' AutoencoderKL we support, at their only supported value.
