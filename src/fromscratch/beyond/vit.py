@@ -23,23 +23,20 @@ names (ln_1, attn, ln_2, mlp.c_fc, mlp.c_proj); `tests/test_vit.py` proves it eq
 `gpt.Block` when given a causal mask, and the whole model equal to `transformers`' ViT.
 """
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
 from fromscratch.attention import MultiHeadAttention
 from fromscratch.data.images import check_images
 from fromscratch.errors import UserError
+from fromscratch.folders import load_model, save_model
 from fromscratch.language.gpt import GPT, MLP, GPTConfig
-from fromscratch.training.checkpoint import save_json_atomic, save_safetensors_atomic
+from fromscratch.modes import evaluating
 
 
 @dataclass
@@ -233,14 +230,11 @@ class ViT(nn.Module):
     # Checkpoints: config.json + model.safetensors
     # -----------------------------------------------------------------------------------------
     def save_pretrained(self, path: str | os.PathLike) -> None:
-        save_model_folder(self, path, "vit", asdict(self.config))
+        save_model(path, self, "vit", asdict(self.config))
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> "ViT":
-        config, state = load_model_folder(path, "vit")
-        model = cls(ViTConfig(**config))
-        load_checked(model, state, path)
-        return model.eval()
+        return load_model(cls, ViTConfig, path, "vit")
 
 
 # The settings `fromscratch vit train` and the benchmark use (docs/benchmarks.md: how they were
@@ -339,14 +333,11 @@ class SmallCNN(nn.Module):
         return predict_classes(self, check_images(x, self.config.image_size), batch_size)
 
     def save_pretrained(self, path: str | os.PathLike) -> None:
-        save_model_folder(self, path, "cnn", asdict(self.config))
+        save_model(path, self, "cnn", asdict(self.config))
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> "SmallCNN":
-        config, state = load_model_folder(path, "cnn")
-        model = cls(CNNConfig(**config))
-        load_checked(model, state, path)
-        return model.eval()
+        return load_model(cls, CNNConfig, path, "cnn")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,57 +392,14 @@ class Distilled(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # Shared by the classifiers
 # ---------------------------------------------------------------------------------------------
-@torch.no_grad()
 def predict_classes(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """argmax of model(x) in chunks of batch_size, in eval mode (mode restored after)."""
-    was_training = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
+    device = next(model.parameters()).device
+    with evaluating(model):
         return torch.cat([model(x[i : i + batch_size].to(device)).argmax(-1).cpu()
                           for i in range(0, len(x), batch_size)])
-    finally:
-        model.train(was_training)
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Fraction of images x (N, K, S, S) whose predicted class is y (N,)."""
     return (predict_classes(model, x) == y).float().mean().item()
-
-
-def save_model_folder(model: nn.Module, path, model_type: str, config: dict) -> None:
-    """Write config.json (with "model_type") and model.safetensors into `path`, atomically."""
-    folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_safetensors_atomic(model.state_dict(), folder / "model.safetensors",
-                            metadata={"format": "pt"})
-    save_json_atomic({"model_type": model_type, **config}, folder / "config.json")
-
-
-def load_model_folder(path, model_type: str) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(config without model_type, tensors) from a folder `save_model_folder` wrote."""
-    folder = Path(path)
-    config_path, weights_path = folder / "config.json", folder / "model.safetensors"
-    for needed in (config_path, weights_path):
-        if not needed.is_file():
-            raise UserError(f"{folder} has no {needed.name}: give a folder written by "
-                            f"`fromscratch {model_type} train` or save_pretrained")
-    try:
-        config = json.loads(config_path.read_text())
-        state = load_file(weights_path)
-    except (OSError, json.JSONDecodeError, SafetensorError) as err:
-        raise UserError(f"cannot read the model in {folder}: {err}") from err
-    if config.pop("model_type", None) != model_type:
-        raise UserError(f"{config_path} is not a {model_type} model")
-    return config, state
-
-
-def load_checked(model: nn.Module, state: dict[str, torch.Tensor], path) -> None:
-    """load_state_dict with a one-line error when names or shapes differ from the config's."""
-    expected = model.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
-    if missing or unexpected or wrong:
-        raise UserError(f"the weights in {path} do not fit its config.json: missing "
-                        f"{missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]}")
-    model.load_state_dict(state)

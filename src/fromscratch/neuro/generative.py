@@ -44,15 +44,17 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from fromscratch.beyond.vit import EncoderBlock, save_model_folder
+from fromscratch.beyond.vit import EncoderBlock
 from fromscratch.diffusion.guidance import guided
 from fromscratch.diffusion.losses import dsm_loss
 from fromscratch.diffusion.samplers import ddim
 from fromscratch.diffusion.sde import DiscreteSchedule, cosine_betas
 from fromscratch.diffusion.toy import FourierFeatures
 from fromscratch.errors import UserError
+from fromscratch.folders import load_model, save_model
 from fromscratch.language.gpt import GPTConfig
-from fromscratch.neuro.ndt import TrialBatches, load_pretrained
+from fromscratch.modes import evaluating
+from fromscratch.neuro.ndt import TrialBatches
 
 MIN_RATE = 1e-4  # counts per bin; rates are clamped here before the log
 
@@ -151,7 +153,6 @@ class ConditionalDenoiser(nn.Module):
         return dsm_loss(lambda x, t: self(x, t, condition), self.prediction, x0, self.schedule,
                         generator=generator)
 
-    @torch.no_grad()
     def sample(self, condition: torch.Tensor, guidance: float = 1.0, steps: int = 50,
                generator: torch.Generator | None = None, progress: bool = False
                ) -> torch.Tensor:
@@ -163,17 +164,13 @@ class ConditionalDenoiser(nn.Module):
                                       condition.max() < self.config.n_conditions):
             raise UserError(f"conditions must be in 0..{self.config.n_conditions - 1}, "
                             f"got {condition.unique().tolist()}")
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             shape = (len(condition), self.config.n_bins, self.config.n_neurons)
             x_T = self.schedule.prior_sample(shape, generator)
             model = guided(self, condition, torch.full_like(condition, self.null_condition),
                            guidance)
             return ddim(model, x_T, self.schedule, steps, prediction=self.prediction,
                         progress=progress)
-        finally:
-            self.train(was_training)
 
     def generate(self, condition: torch.Tensor, guidance: float = 1.0, steps: int = 50,
                  generator: torch.Generator | None = None, progress: bool = False
@@ -183,11 +180,11 @@ class ConditionalDenoiser(nn.Module):
         return rates, torch.poisson(rates, generator=generator)
 
     def save_pretrained(self, path: str | os.PathLike) -> None:
-        save_model_folder(self, path, "neuro_diffusion", asdict(self.config))
+        save_model(path, self, "neuro_diffusion", asdict(self.config))
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> "ConditionalDenoiser":
-        return load_pretrained(cls, GenerativeConfig, path, "neuro_diffusion")
+        return load_model(cls, GenerativeConfig, path, "neuro_diffusion")
 
 
 # The settings the command line, benchmark and lesson train with (benchmarks/neural_data.py).

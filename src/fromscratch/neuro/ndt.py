@@ -32,9 +32,12 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from fromscratch.beyond.vit import EncoderBlock, load_checked, load_model_folder, save_model_folder
+from fromscratch.beyond.vit import EncoderBlock
 from fromscratch.errors import UserError
+from fromscratch.folders import load_model, save_model
 from fromscratch.language.gpt import GPTConfig
+from fromscratch.modes import evaluating
+from fromscratch.seeds import micro_batch_seed
 
 
 @dataclass
@@ -147,35 +150,19 @@ class NDT(nn.Module):
         counted = loss_mask(time_mask, n_in, N)
         return poisson_nll(log_rates[counted], spikes[counted]).mean()
 
-    @torch.no_grad()
     def infer_rates(self, spikes: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """Expected counts per bin (B, T, N) of all neurons from the held-in ones, no masking."""
-        was_training = self.training
-        self.eval()
-        try:
-            spikes_in = spikes[:, :, : self.config.n_heldin]
+        spikes_in = spikes[:, :, : self.config.n_heldin]
+        with evaluating(self):
             return torch.cat([self(spikes_in[i : i + batch_size]).exp()
                               for i in range(0, len(spikes), batch_size)])
-        finally:
-            self.train(was_training)
 
     def save_pretrained(self, path: str | os.PathLike) -> None:
-        save_model_folder(self, path, "ndt", asdict(self.config))
+        save_model(path, self, "ndt", asdict(self.config))
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> "NDT":
-        return load_pretrained(cls, NDTConfig, path, "ndt")
-
-
-def load_pretrained(model_class, config_class, path, model_type: str):
-    """The model in a folder `save_model_folder` wrote, in eval mode; one-line errors."""
-    config, state = load_model_folder(path, model_type)
-    try:
-        model = model_class(config_class(**config))
-    except TypeError as err:
-        raise UserError(f"{path}/config.json is not a {model_type} config: {err}") from err
-    load_checked(model, state, path)
-    return model.eval()
+        return load_model(cls, NDTConfig, path, "ndt")
 
 
 class TrialBatches:
@@ -191,7 +178,7 @@ class TrialBatches:
         self.batch_size = min(batch_size, self.n_trials)
 
     def __call__(self, step: int, micro: int):
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step * 1009 + micro)
+        gen = torch.Generator().manual_seed(micro_batch_seed(self.seed, step, micro))
         rows = torch.randperm(self.n_trials, generator=gen)[: self.batch_size]
         if isinstance(self.trials, tuple):
             return tuple(tensor[rows] for tensor in self.trials)
