@@ -558,7 +558,7 @@ from pathlib import Path
 import fromscratch
 from fromscratch.data.sms import load_sms, sms_splits
 from fromscratch.data.tables import stratified_split
-from fromscratch.exercises.lora_solutions import lora_forward as lora_reference
+from fromscratch.exercises.l06_pretrained_bert_solutions import lora_forward as lora_reference
 from fromscratch.language.classify import (
     BertClassifier,
     FinetuneConfig,

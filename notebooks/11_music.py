@@ -112,11 +112,11 @@ print(f"key frequencies only: test NLL {baseline:.2f} nats per step (uniform ½:
 # %%
 model = music.MusicTransformer(music.MusicConfig()).eval()  # eval: no dropout
 roll = rolls["train"][1][None]  # (1, T, 88)
-from fromscratch.exercises import audio_solutions  # noqa: E402
+from fromscratch.exercises import l11_music_solutions  # noqa: E402
 
 assert torch.allclose(
     model.loss((roll, torch.ones(1, roll.shape[1]))),
-    audio_solutions.piano_roll_nll(model(roll)[0], roll[0]), atol=1e-4)
+    l11_music_solutions.piano_roll_nll(model(roll)[0], roll[0]), atol=1e-4)
 
 steps = 20 if FAST else music.RECIPE["max_steps"]
 data = {k: v[:8] for k, v in rolls.items()} if FAST else rolls

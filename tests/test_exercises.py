@@ -5,6 +5,9 @@ What each exercise recognises (its planted mistakes and their hints) is tested b
 file per lesson module: tests/test_exercises_l02.py for exercises/l02_attention.py.
 """
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,3 +51,45 @@ def test_each_lesson_uses_exactly_the_exercises_registered_for_it():
         registered.setdefault(get_exercise(name).lesson, []).append(name)
     used = {lesson.name: list(lesson.exercises) for lesson in LESSONS if lesson.exercises}
     assert registered == used  # no exercise without its lesson, none used but missing
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_exercise_lives_in_its_lessons_module(name):
+    ex = get_exercise(name)
+    module = f"fromscratch.exercises.l{ex.lesson}"  # 02_attention → l02_attention
+    assert ex.make_cases.__module__ == module
+    assert ex.reference.__module__ == f"{module}_solutions"
+
+
+def test_a_seed_gives_the_same_inputs_in_every_process():
+    """Python's hash seed changes from one process to the next (set and dict orders with it),
+    so the inputs drawn for `check(..., seed=0)` must not depend on it."""
+    digests = set()
+    for hash_seed in ("1", "2"):
+        run = subprocess.run(
+            [sys.executable, "-c", DIGEST_ALL_CASES], capture_output=True, text=True, check=True,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        )
+        digests.add(run.stdout)
+    assert len(digests) == 1
+
+
+DIGEST_ALL_CASES = """
+import hashlib, torch
+from fromscratch.exercises import list_exercises
+from fromscratch.exercises.checking import get_exercise
+
+def plain(value):
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return repr(value)
+
+for name in list_exercises():
+    cases = get_exercise(name).make_cases(torch.Generator().manual_seed(0))
+    text = repr([(case.label, plain(case.args)) for case in cases])
+    print(name, hashlib.sha256(text.encode()).hexdigest())
+"""

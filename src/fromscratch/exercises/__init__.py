@@ -14,8 +14,11 @@ One module per lesson, named after the lesson's file (notebooks/02_attention.py 
 common mistakes it recognises. Beside it, `l02_attention_solutions.py` holds the reference
 solutions, so that reading a lesson's checks gives none of its answers away; read one with
 `solution_source(name)` (or `fromscratch lessons solution NAME`) once you have tried.
-`checking.py` is the machinery that runs a check and names a mistake; `inputs.py` draws the
-random inputs that several lessons' test cases share.
+
+In a lesson's module, each `_*_cases(gen)` draws fresh random inputs plus the edge cases where
+bugs hide, and each `Mistake` makes one common error on purpose: when your output equals it,
+`check` prints that mistake's hint. `checking.py` is the machinery that runs a check and names
+the mistake; `inputs.py` draws the random inputs that several lessons' cases share.
 
 `@exercise(name)` above your function does nothing, unless the environment variable
 FROMSCRATCH_SOLUTIONS=1 is set (as in CI): then it swaps in the reference solution so that a
@@ -47,17 +50,14 @@ __all__ = [
 ]
 
 
-LESSON_MODULE = re.compile(r"l\d\d_\w+")  # l02_attention, not l02_attention_solutions
+LESSON_MODULE = re.compile(r"l\d\d_\w+(?<!_solutions)")  # l02_attention, not its _solutions
 
 
 def _register_every_lesson() -> None:
     """Import each lesson's module (`lNN_topic`): importing one registers its exercises."""
     for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        name = module.name
-        if LESSON_MODULE.fullmatch(name) and not name.endswith("_solutions") or name.endswith(
-            "_exercises"
-        ):
-            importlib.import_module(f"{__name__}.{name}")
+        if LESSON_MODULE.fullmatch(module.name):
+            importlib.import_module(f"{__name__}.{module.name}")
 
 
 _register_every_lesson()
