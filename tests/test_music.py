@@ -152,7 +152,8 @@ def test_save_load_round_trip_and_plot(tmp_path):
     loaded = MusicTransformer.from_pretrained(tmp_path / "m")
     roll = random_rolls(8)[0][None]
     assert loaded.config == model.config and torch.equal(loaded(roll), model(roll))
-    with pytest.raises(UserError, match="holds a .fromscratch-music. model, not fromscratch-audio"):
+    with pytest.raises(UserError, match="is not a fromscratch-audio model "
+                                        r"\(its model_type is 'fromscratch-music'\)"):
         from fromscratch.beyond.audio import AudioClassifier
 
         AudioClassifier.from_pretrained(tmp_path / "m")

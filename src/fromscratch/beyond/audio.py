@@ -23,22 +23,18 @@ attention and the final average, so a padded batch gives each recording the logi
 """
 
 import functools
-import json
 import math
 import os
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
 from fromscratch.attention import MultiHeadAttention
 from fromscratch.errors import UserError
+from fromscratch.folders import load_model, save_model
 from fromscratch.language.gpt import MLP
-from fromscratch.training.checkpoint import save_json_atomic, save_safetensors_atomic
 
 LOG_FLOOR = 1e-6  # log(E + 1e-6): silence becomes about -13.8 instead of -∞
 
@@ -181,14 +177,6 @@ class AudioConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "AudioConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known - {"model_type"}
-        if unknown:
-            raise UserError(f"config.json has unknown audio settings {sorted(unknown)}")
-        return cls(**{k: v for k, v in values.items() if k in known})
-
 
 class EncoderBlock(nn.Module):
     """GPT's pre-LayerNorm block, non-causal, with padding keys masked out of attention.
@@ -279,16 +267,11 @@ class AudioClassifier(nn.Module):
     # -----------------------------------------------------------------------------------------
     def save_pretrained(self, path: str | os.PathLike) -> None:
         """config.json + model.safetensors in `path`, each written atomically."""
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_safetensors_atomic(self.state_dict(), folder / "model.safetensors",
-                                metadata={"format": "pt"})
-        save_json_atomic({"model_type": "fromscratch-audio", **asdict(self.config)},
-                         folder / "config.json")
+        save_model(path, self, "fromscratch-audio", asdict(self.config))
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> "AudioClassifier":
-        return load_folder(cls, AudioConfig, path, "fromscratch-audio")
+        return load_model(cls, AudioConfig, path, "fromscratch-audio")
 
 
 def init_weights(model: nn.Module) -> None:
@@ -298,28 +281,6 @@ def init_weights(model: nn.Module) -> None:
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
-
-
-def load_folder(model_cls, config_cls, path, model_type: str):
-    """A model from `path`/config.json + model.safetensors, in eval mode (shared with music)."""
-    folder = Path(path).expanduser()
-    config_path, weights_path = folder / "config.json", folder / "model.safetensors"
-    for needed in (config_path, weights_path):
-        if not needed.is_file():
-            raise UserError(f"{folder} has no {needed.name}; give a folder written by training")
-    try:
-        values = json.loads(config_path.read_text())
-        state = load_file(weights_path)
-    except (OSError, json.JSONDecodeError, SafetensorError) as err:
-        raise UserError(f"cannot read the model in {folder}: {err}") from err
-    if values.get("model_type") != model_type:
-        raise UserError(f"{folder} holds a {values.get('model_type')!r} model, not {model_type}")
-    model = model_cls(config_cls.from_dict(values))
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise UserError(f"the weights in {folder} do not match its config.json") from err
-    return model.eval()
 
 
 @torch.no_grad()

@@ -33,18 +33,17 @@ the sum over the 88 keys of the Bernoulli NLL, averaged over all time steps of t
 """
 
 import os
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fromscratch.beyond.audio import init_weights, load_folder
+from fromscratch.beyond.audio import init_weights
 from fromscratch.data.music import N_KEYS, pad_rolls
 from fromscratch.errors import UserError
+from fromscratch.folders import load_model, save_model
 from fromscratch.language.gpt import Block
-from fromscratch.training.checkpoint import save_json_atomic, save_safetensors_atomic
 
 
 @dataclass
@@ -71,14 +70,6 @@ class MusicConfig:
         if self.nade_hidden < 0 or (self.nade_hidden and not self.within_step):
             raise UserError("nade_hidden chains the keys of a step: give it (≥ 1) together with "
                             "within_step=True, or leave it 0")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "MusicConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known - {"model_type"}
-        if unknown:
-            raise UserError(f"config.json has unknown music settings {sorted(unknown)}")
-        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 class MusicTransformer(nn.Module):
@@ -174,16 +165,11 @@ class MusicTransformer(nn.Module):
     # -----------------------------------------------------------------------------------------
     def save_pretrained(self, path: str | os.PathLike) -> None:
         """config.json + model.safetensors in `path`, each written atomically."""
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_safetensors_atomic(self.state_dict(), folder / "model.safetensors",
-                                metadata={"format": "pt"})
-        save_json_atomic({"model_type": "fromscratch-music", **asdict(self.config)},
-                         folder / "config.json")
+        save_model(path, self, "fromscratch-music", asdict(self.config))
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> "MusicTransformer":
-        return load_folder(cls, MusicConfig, path, "fromscratch-music")
+        return load_model(cls, MusicConfig, path, "fromscratch-music")
 
 
 @torch.no_grad()
