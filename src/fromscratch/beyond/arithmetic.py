@@ -21,7 +21,6 @@ fixed ~1% of all pairs is held out for testing (`is_held_out`), and the loss is 
 of the answer tokens only (the prompt is given, not predicted). The model is `gpt.GPT` unchanged.
 """
 
-import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,8 +29,8 @@ import numpy as np
 import torch
 
 from fromscratch.errors import UserError
+from fromscratch.folders import read_config, write_json
 from fromscratch.language.gpt import GPT, GPTConfig
-from fromscratch.training.checkpoint import save_json_atomic
 
 VOCAB = "0123456789+*=;"  # token id = position in this string
 END = ";"
@@ -219,19 +218,18 @@ def make_model(task: ArithmeticTask, max_digits: int, **sizes) -> GPT:
 def save(model: GPT, task: ArithmeticTask, folder: str | os.PathLike) -> None:
     """The GPT in its usual folder layout, plus arithmetic.json (the task)."""
     model.save_pretrained(folder)
-    save_json_atomic(asdict(task), Path(folder) / "arithmetic.json")
+    write_json(Path(folder) / "arithmetic.json", asdict(task))
 
 
 def load(folder: str | os.PathLike) -> tuple[GPT, ArithmeticTask]:
-    task_file = Path(folder) / "arithmetic.json"
-    if not task_file.is_file():
-        raise UserError(f"{folder} has no arithmetic.json: give a folder written by "
-                        "`fromscratch arithmetic train`")
+    settings = read_config(folder, "arithmetic.json",
+                           advice="give a folder written by `fromscratch arithmetic train`")
     try:
         # a folder saved before operands were padded has no "pad" field: it was trained unpadded
-        task = ArithmeticTask(**{"pad": False, **json.loads(task_file.read_text())})
-    except (json.JSONDecodeError, TypeError) as err:
-        raise UserError(f"cannot read {task_file}: {err}") from err
+        task = ArithmeticTask(**{"pad": False, **settings})
+    except TypeError as err:
+        raise UserError(f"{folder}/arithmetic.json is not an arithmetic task ({err}): train "
+                        "the model again") from err
     model = GPT.from_pretrained(folder)
     if model.config.vocab_size != len(VOCAB):
         raise UserError(f"the model in {folder} has {model.config.vocab_size} tokens, "

@@ -18,7 +18,6 @@ on the model would need per pixel. Sampling: give a class token, draw the 49 tok
 The model is `gpt.GPT` unchanged; only the tokens differ.
 """
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -30,8 +29,8 @@ from torch import nn
 
 from fromscratch.data.images import NUM_CLASSES, SIDE, check_images
 from fromscratch.errors import UserError
+from fromscratch.folders import read_config, write_json
 from fromscratch.language.gpt import GPT, GPTConfig, KVCache, check_sampling_args, sample_next
-from fromscratch.training.checkpoint import save_json_atomic
 
 # The settings `fromscratch imagegpt train` and the benchmark use.
 RECIPE = dict(
@@ -179,18 +178,17 @@ class ImageGPT(nn.Module):
     def save_pretrained(self, folder: str | os.PathLike) -> None:
         """The GPT in its usual folder layout, plus imagegpt.json (tokenizer and sizes)."""
         self.gpt.save_pretrained(folder)
-        save_json_atomic(asdict(self.config), Path(folder) / "imagegpt.json")
+        write_json(Path(folder) / "imagegpt.json", asdict(self.config))
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike) -> "ImageGPT":
-        config_file = Path(folder) / "imagegpt.json"
-        if not config_file.is_file():
-            raise UserError(f"{folder} has no imagegpt.json: give a folder written by "
-                            "`fromscratch imagegpt train`")
+        settings = read_config(folder, "imagegpt.json",
+                               advice="give a folder written by `fromscratch imagegpt train`")
         try:
-            config = ImageGPTConfig(**json.loads(config_file.read_text()))
-        except (json.JSONDecodeError, TypeError) as err:
-            raise UserError(f"cannot read {config_file}: {err}") from err
+            config = ImageGPTConfig(**settings)
+        except TypeError as err:
+            raise UserError(f"{folder}/imagegpt.json is not an ImageGPT config ({err}): train "
+                            "the model again") from err
         gpt = GPT.from_pretrained(folder)
         expected = config.gpt_config()
         if (gpt.config.vocab_size, gpt.config.block_size) != (expected.vocab_size,
