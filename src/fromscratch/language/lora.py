@@ -29,19 +29,16 @@ whole model, loadable into our model (`load_adapters`) or into `peft`.
     save_adapters(model, "adapters/")
 """
 
-import json
 import math
 import re
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
 from fromscratch.errors import UserError
-from fromscratch.training.checkpoint import save_json_atomic, save_safetensors_atomic
+from fromscratch.folders import check_tensors, read_config, read_tensors, write_json, write_tensors
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -259,8 +256,8 @@ def save_adapters(model: nn.Module, folder: str | Path) -> Path:
     for name, layer in lora_layers(model).items():
         tensors[f"{PEFT_PREFIX}{name}.lora_A.weight"] = layer.lora_A
         tensors[f"{PEFT_PREFIX}{name}.lora_B.weight"] = layer.lora_B
-    save_safetensors_atomic(tensors, folder / ADAPTER_WEIGHTS, metadata={"format": "pt"})
-    save_json_atomic(config, folder / ADAPTER_CONFIG)
+    write_tensors(folder / ADAPTER_WEIGHTS, tensors, metadata={"format": "pt"})
+    write_json(folder / ADAPTER_CONFIG, config)
     return folder
 
 
@@ -271,17 +268,11 @@ def load_adapters(model: nn.Module, folder: str | Path) -> list[str]:
     shapes): a mismatch is reported in one line.
     """
     folder = Path(folder)
-    config_path, weights_path = folder / ADAPTER_CONFIG, folder / ADAPTER_WEIGHTS
-    for needed in (config_path, weights_path):
-        if not needed.is_file():
-            raise UserError(f"{folder} has no {needed.name}; save adapters with save_adapters")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-        tensors = load_file(weights_path)
-    except (OSError, json.JSONDecodeError, SafetensorError) as err:
-        raise UserError(f"cannot read the adapters in {folder}: {err}") from err
+    advice = "give a folder save_adapters (or peft) wrote"
+    config = read_config(folder, ADAPTER_CONFIG, advice=advice)
+    tensors = read_tensors(folder / ADAPTER_WEIGHTS, advice=advice)
     if config.get("peft_type") != "LORA":
-        raise UserError(f"{config_path} is not a LoRA adapter (peft_type "
+        raise UserError(f"{folder / ADAPTER_CONFIG} is not a LoRA adapter (peft_type "
                         f"{config.get('peft_type')!r})")
 
     targets = config["target_modules"]
@@ -295,15 +286,8 @@ def load_adapters(model: nn.Module, folder: str | Path) -> list[str]:
     for name, layer in layers.items():
         expected[f"{PEFT_PREFIX}{name}.lora_A.weight"] = layer.lora_A
         expected[f"{PEFT_PREFIX}{name}.lora_B.weight"] = layer.lora_B
-    if set(expected) != set(tensors):
-        extra = sorted(set(tensors) - set(expected))[:2]
-        absent = sorted(set(expected) - set(tensors))[:2]
-        raise UserError(f"the adapters in {folder} do not fit this model (in the file only: "
-                        f"{extra}, in the model only: {absent}): load them onto their base model")
-    for key, param in expected.items():
-        if tensors[key].shape != param.shape:
-            raise UserError(f"adapter tensor {key} has shape {tuple(tensors[key].shape)}, "
-                            f"the model needs {tuple(param.shape)}: wrong base model")
+    check_tensors(expected, tensors, folder,
+                  advice="load the adapters onto the base model they were trained on")
     merged = [layer for layer in layers.values() if layer.merged]
     for layer in merged:  # take the old ΔW out of W before replacing A and B
         layer.unmerge()
