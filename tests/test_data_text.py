@@ -3,14 +3,20 @@
 import hashlib
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from fromscratch.data import default_cache_dir, text
+from fromscratch.data import (
+    CHECKOUT_DATA,
+    DATA_ENV,
+    DataUnavailable,
+    default_cache_dir,
+    local_copy,
+    text,
+)
 from fromscratch.data.text import (
     LMBatches,
     evaluate_lm,
@@ -20,7 +26,12 @@ from fromscratch.data.text import (
 )
 from fromscratch.errors import UserError
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+def needs_copy(name: str) -> pytest.MarkDecorator:
+    """Skip the test unless the data `name` has a copy kept on this machine (`local_copy`)."""
+    return pytest.mark.skipif(local_copy(name) is None, reason=(
+        f"needs a copy of {name} kept on this machine: set {DATA_ENV} to a folder holding it "
+        f"(the data sets' names are those of the download cache, see fromscratch.data)"))
 
 
 @pytest.fixture
@@ -71,12 +82,9 @@ def test_download_caches_and_second_call_makes_no_request(server, tmp_path, monk
     assert len(server.requests) == 1
 
 
-SHAKESPEARE = SHARED / "data" / "tinyshakespeare.txt"
-
-
-@pytest.mark.skipif(not SHAKESPEARE.exists(), reason="no shared data")
+@needs_copy("tinyshakespeare.txt")
 def test_download_real_tiny_shakespeare_matches_its_hash(server, tmp_path):
-    (server.folder / "input.txt").write_bytes(SHAKESPEARE.read_bytes())
+    (server.folder / "input.txt").write_bytes(local_copy("tinyshakespeare.txt").read_bytes())
     corpus = load_text("shakespeare", cache_dir=tmp_path, url=server.url + "/input.txt",
                        progress=False)
     assert len(corpus) == 1_115_394
@@ -84,10 +92,22 @@ def test_download_real_tiny_shakespeare_matches_its_hash(server, tmp_path):
 
 
 def test_offline_download_says_what_to_do(tmp_path):
-    with pytest.raises(UserError, match="could not download.*put the file at .* yourself"):
+    with pytest.raises(DataUnavailable, match="could not download.*put the file at .* yourself"):
         load_text("shakespeare", cache_dir=tmp_path, url="http://127.0.0.1:1/input.txt",
                   progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_local_copies_are_read_from_the_folder_the_environment_names(monkeypatch, tmp_path):
+    (tmp_path / "jsb-chorales").mkdir()
+    (tmp_path / "notes.txt").write_text("kept here")
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    assert local_copy("jsb-chorales") == tmp_path / "jsb-chorales"  # a folder
+    assert local_copy("notes.txt") == tmp_path / "notes.txt"  # a file
+    assert local_copy("sms_spam_collection.tsv") is None  # not kept here: download it
+    monkeypatch.setenv(DATA_ENV, "")  # unset: the folder beside the repository
+    expected = CHECKOUT_DATA / "jsb-chorales"
+    assert local_copy("jsb-chorales") == (expected if expected.exists() else None)
 
 
 def test_cache_dir_follows_environment(monkeypatch, tmp_path):

@@ -395,3 +395,39 @@ def test_a_lesson_that_fails_stops_the_build_and_leaves_no_cached_run(tmp_path):
         (tmp_path / "cache" / "98_broken.ipynb").read_text().replace("42", "43")
     )
     assert run_lesson_cached(lesson, tmp_path / "cache").cells[0].outputs[0].text == "43\n"
+
+
+def test_a_lesson_without_its_data_is_shown_as_far_as_it_ran_and_not_kept(tmp_path):
+    from fromscratch.lessons import DATA_UNAVAILABLE, run_lesson_cached
+
+    lesson = tmp_path / "97_offline.py"
+    lesson.write_text(
+        "# %% [markdown]\n# # Lesson 97 — Offline\n\n"
+        "# %%\nprint('before the data')\n\n"
+        "# %%\nimport os\nfrom fromscratch.data import DataUnavailable\n"
+        "raise DataUnavailable('could not download http://127.0.0.1:9/x.json; put the file at '\n"
+        "                      + os.environ['FROMSCRATCH_CACHE'] + '/x.json yourself')\n\n"
+        "# %%\nprint('after the data')\n"
+    )
+    notebook = run_lesson_cached(lesson, tmp_path / "cache")
+    assert notebook.metadata[DATA_UNAVAILABLE] == (  # the lesson's own download folder, named
+        "could not download http://127.0.0.1:9/x.json; put the file at "  # as a reader's run
+        "~/.cache/fromscratch/x.json yourself"  # names it, not as the build machine's
+    )
+    assert notebook.cells[1].outputs[0].text == "before the data\n"
+    assert notebook.cells[2].outputs[-1].output_type == "error"
+    assert notebook.cells[3].outputs == []  # not run
+    assert not (tmp_path / "cache" / "97_offline.ipynb").exists()  # the next run tries again
+
+    build_docs = load_build_docs()
+    page = build_docs.lesson_markdown(
+        build_docs.Lesson(97, "97_offline", lesson, "Offline", "", ()), notebook,
+        tmp_path / "97_offline_files",
+    )
+    heading, note, warning = page.split("\n\n")[:3]
+    assert heading == "# Lesson 97 — Offline" and note.startswith('!!! info')
+    assert warning.startswith('!!! warning "Run only as far as its data"\n    This lesson needs')
+    assert "`fromscratch lessons open 97`" in warning
+    assert "    ```text\n    could not download http://127.0.0.1:9/x.json; put the file at" in page
+    assert "```text\nbefore the data\n```" in page  # what ran is shown with its output
+    assert page.rstrip().endswith("```python\nprint('after the data')\n```")  # the rest without

@@ -2,13 +2,13 @@
 
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from test_data_text import needs_copy
 from test_data_text import server as server  # noqa: F401, F811  (the local HTTP server fixture)
 
-from fromscratch.data import music
+from fromscratch.data import local_copy, music
 from fromscratch.data.music import (
     ChoraleBatches,
     load_jsb,
@@ -18,8 +18,7 @@ from fromscratch.data.music import (
 )
 from fromscratch.errors import UserError
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-JSB = DATA / "jsb-chorales"
+JSB = "jsb-chorales"  # the name of its copy kept on this machine
 
 TINY = {"train": [[[60, 64, 67], [62]], [[]]], "valid": [[[21, 108]]], "test": [[[48], [50]]]}
 
@@ -86,11 +85,11 @@ def test_batches_are_seeded_padded_and_transposed():
     assert x.shape == (2, 2, 88) and m.tolist() == [[True, False], [True, True]]
 
 
-@pytest.mark.skipif(not JSB.is_dir(), reason="no shared JSB copy")
+@needs_copy(JSB)
 def test_the_real_data_set_has_the_standard_split_and_pinned_hashes():
     for resolution in ("quarter", "16th"):
-        path = JSB / f"jsb-chorales-{resolution}.json"
+        path = local_copy(JSB) / f"jsb-chorales-{resolution}.json"
         assert hashlib.sha256(path.read_bytes()).hexdigest() == music.JSB_SHA256[resolution]
-    data = load_jsb("quarter", JSB)
+    data = load_jsb("quarter", local_copy(JSB))
     assert {k: len(v) for k, v in data.items()} == {"train": 229, "valid": 76, "test": 77}
     assert sum(len(c) for c in data["test"]) == 4725  # time steps in the quarter-note test set

@@ -5,9 +5,12 @@ folder, with FROMSCRATCH_FAST=1 and FROMSCRATCH_SOLUTIONS=1 (`fromscratch.lesson
 A lesson passes when no cell raises (every lesson proves its pieces with asserts) and every
 `check(...)` printed "correct". The executed notebook is kept in build/executed-lessons/ for the
 docs build (tests/test_docs_site.py), which reuses it while the lesson and library are unchanged.
+A lesson whose data this machine neither has nor can download is skipped, saying which data and
+how to get it, once the cells before the one that loads it have passed.
 """
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,13 @@ pytest.importorskip("jupytext")
 pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-from fromscratch.lessons import CURRICULUM, find_lessons, run_lesson_cached  # noqa: E402
+from fromscratch.data import DATA_ENV  # noqa: E402
+from fromscratch.lessons import (  # noqa: E402
+    CURRICULUM,
+    DATA_UNAVAILABLE,
+    find_lessons,
+    run_lesson_cached,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = find_lessons(ROOT / "notebooks")
@@ -56,6 +65,17 @@ def printed_text(notebook) -> str:
     )
 
 
+def shown_text(notebook) -> str:
+    """Everything a reader of the executed lesson sees as text: printed, displayed, returned."""
+    data = [
+        output.get("data", {}).get("text/plain", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+    ]
+    return printed_text(notebook) + "".join(data)
+
+
 @pytest.mark.parametrize("lesson", LESSONS, ids=[lesson.name for lesson in LESSONS])
 def test_lesson_runs_top_to_bottom(lesson):
     # Two lessons run at once under pytest -n 2 on two cores: one thread each avoids contention.
@@ -69,7 +89,13 @@ def test_lesson_runs_top_to_bottom(lesson):
         if cell.cell_type == "code"
     )
     text = printed_text(notebook)
+    for place in (ROOT, Path(sys.prefix), Path.home()):  # this machine's folders stay private
+        assert str(place) not in shown_text(notebook), f"the lesson shows the path {place}"
+    assert "✗ " not in text, text
+    if DATA_UNAVAILABLE in notebook.metadata:
+        pytest.skip(f"{lesson.name} needs data that is not on this machine and could not be "
+                    f"downloaded ({notebook.metadata[DATA_UNAVAILABLE]}); connect to the "
+                    f"internet, or set {DATA_ENV} to a folder holding a copy")
     assert lesson.exercises, "every lesson has at least one @exercise"
     assert checks_called >= len(lesson.exercises), "every exercise is checked"
     assert text.count("✓ ") == checks_called, text
-    assert "✗ " not in text, text

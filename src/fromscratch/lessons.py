@@ -11,6 +11,10 @@ Running a lesson needs the `lessons` extra (jupytext, nbclient, ipykernel):
 
 `run_lesson_cached` keeps the executed notebook in a folder, keyed by the lesson's text and the
 library's source, so the tests and the docs build share one run of each lesson version.
+
+A lesson whose data is neither on this machine nor downloadable stops at the cell that loads it
+(the cell raises `fromscratch.data.DataUnavailable`): the run is returned as far as it went, with
+the reason in `notebook.metadata[DATA_UNAVAILABLE]`, and is not kept, so the next run tries again.
 """
 
 import hashlib
@@ -24,6 +28,7 @@ from pathlib import Path
 
 from fromscratch.errors import UserError
 
+DATA_UNAVAILABLE = "fromscratch_data_unavailable"  # metadata of a run its data stopped
 FAST_ENV = "FROMSCRATCH_FAST"  # "1": tiny models and data, seconds per lesson (CI)
 LESSONS_DIR_ENV = "FROMSCRATCH_LESSONS_DIR"  # where the lesson files are, if not ./notebooks
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -142,15 +147,18 @@ def run_lesson(
     The kernel runs in `workdir` with FROMSCRATCH_FAST and FROMSCRATCH_SOLUTIONS set from `fast`
     and `solutions`, and figures captured as PNG outputs. A failing cell raises nbclient's
     CellExecutionError (naming the cell) unless `allow_errors`, which records the error as the
-    cell's output and goes on.
+    cell's output and goes on. A cell that raises DataUnavailable ends the run without raising:
+    the notebook as far as it ran, its message in `notebook.metadata[DATA_UNAVAILABLE]`.
     """
     try:
         import jupytext
         import nbclient
+        from nbclient.exceptions import CellExecutionError
     except ImportError:
         raise UserError(
             "running a lesson needs Jupyter's pieces: pip install 'fromscratch[lessons]'"
         ) from None
+    from fromscratch.data import DataUnavailable
     from fromscratch.exercises import SOLUTIONS_ENV
 
     kernel_env = {
@@ -168,7 +176,12 @@ def run_lesson(
         allow_errors=allow_errors,
         resources={"metadata": {"path": str(workdir)}},  # the kernel's working folder
     )
-    client.execute(env=kernel_env)
+    try:
+        client.execute(env=kernel_env)  # fills `notebook`'s outputs cell by cell
+    except CellExecutionError as err:
+        if err.ename != DataUnavailable.__name__:
+            raise
+        notebook.metadata[DATA_UNAVAILABLE] = err.evalue
     return notebook
 
 
@@ -212,6 +225,8 @@ def run_lesson_cached(
     Processes sharing `cache_dir` run each lesson once: one runs it while the others wait for
     its result. With `wait=False`, returns None at once if another process is running it.
     `reuse_stale` takes any earlier run, even of an older version (for editing the docs' prose).
+    A run stopped for want of data is returned but not kept; its reason names the lesson's
+    download cache as ~/.cache/fromscratch, the folder a reader's own run uses.
     """
     import nbformat
 
@@ -228,10 +243,15 @@ def run_lesson_cached(
             return nbformat.read(notebook_path, as_version=4)
         env = run_kwargs.pop("env", {})
         with tempfile.TemporaryDirectory(prefix=f"{stem}-") as workdir:
-            env = {"FROMSCRATCH_CACHE": str(Path(workdir) / "cache"), **env}
+            downloads = str(Path(workdir) / "cache")
+            env = {"FROMSCRATCH_CACHE": downloads, **env}
             notebook = run_lesson(
                 path, Path(workdir), fast=fast, solutions=solutions, env=env, **run_kwargs
             )
+        if DATA_UNAVAILABLE in notebook.metadata:
+            reason = notebook.metadata[DATA_UNAVAILABLE].replace(downloads, "~/.cache/fromscratch")
+            notebook.metadata[DATA_UNAVAILABLE] = reason
+            return notebook
         partial = notebook_path.with_suffix(".ipynb.partial")
         nbformat.write(notebook, partial)
         partial.replace(notebook_path)

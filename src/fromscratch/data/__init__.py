@@ -3,7 +3,15 @@
 Each data module (`text`, ...) turns a source (a name like "shakespeare", or a path) into tensors.
 Downloads all go through `download`: into a cache folder, checked against a SHA-256 hash, and
 renamed into place only when whole, so a half-finished download never looks like a finished one;
-an interrupted one is retried and continued where it stopped.
+an interrupted one is retried and continued where it stopped. A download that cannot be made
+raises `DataUnavailable`, which says what is missing and how to get it.
+
+Copies kept on this machine: the tests and the lessons read a data set from `local_copy(name)`
+when it is there, and download it only when it is not. The copies live in `$FROMSCRATCH_DATA`
+when that is set, else in `shared/data` beside the repository's folder (one copy for every
+checkout on a machine). They are named as in the cache: `tinyshakespeare.txt`,
+`sms_spam_collection.tsv`, `free-spoken-digit-dataset/recordings/*.wav`, `jsb-chorales/*.json`.
+`FROMSCRATCH_DATA` set to an empty folder is a machine with no copies.
 """
 
 import hashlib
@@ -14,9 +22,30 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from fromscratch.errors import UserError
+
+DATA_ENV = "FROMSCRATCH_DATA"  # the folder of data copies kept on this machine
+CHECKOUT_DATA = Path(__file__).resolve().parents[4] / "shared" / "data"  # beside the repository
+
+
+class DataUnavailable(UserError):
+    """A data set that is neither on this machine nor downloadable now (offline, server down).
+
+    A lesson that raises it stops there and is shown as far as it ran (`fromscratch.lessons`).
+    """
+
+
+def local_copy(name: str) -> Path | None:
+    """The copy of the data file or folder `name` kept on this machine, or None if there is none.
+
+    `local_copy("jsb-chorales")` is `$FROMSCRATCH_DATA/jsb-chorales` when that variable is set,
+    else `shared/data/jsb-chorales` beside the repository's folder, if it exists.
+    """
+    folder = Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else CHECKOUT_DATA
+    path = folder / name
+    return path if path.exists() else None
 
 
 def default_cache_dir() -> Path:
@@ -64,7 +93,7 @@ def download(
             return path
         problem = f"the file has SHA-256 {sha256_of(part)}, expected {sha256}"
         part.unlink()  # wrong bytes: the next attempt starts from the beginning
-    raise UserError(
+    raise DataUnavailable(
         f"could not download {url} after {attempts} attempts ({problem}); try again later (it "
         f"continues where it stopped), or put the file at {path} yourself"
     )

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
-from fromscratch.data import default_cache_dir
+from fromscratch.data import DataUnavailable, default_cache_dir
 from fromscratch.errors import UserError
 
 FSDD_URL = (
@@ -120,9 +120,9 @@ def _download_fsdd(target: Path, url: str, sha256: str, progress: bool) -> None:
                         out.write(chunk)
                         bar.update(len(chunk))
         except (urllib.error.URLError, OSError) as err:
-            raise UserError(
-                f"could not download {url} ({err}); if you are offline, pass the folder of "
-                "the recordings (e.g. --data free-spoken-digit-dataset/recordings)"
+            raise DataUnavailable(
+                f"could not download {url} ({err}); try again when online, or give the folder "
+                "of a copy of the recordings (--data on the command line, `root` in Python)"
             ) from err
         unpacked = work / "recordings"
         unpacked.mkdir()

@@ -166,7 +166,7 @@ def _progress(items: list, progress: bool, name: str):
     """`items`, behind a progress bar if asked."""
     if not progress:
         return items
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(items, desc=name, leave=False)
 
