@@ -1,5 +1,4 @@
-"""Reference solutions to lesson 22's exercises (training at scale): one plain function
-each.
+"""Reference solutions to lesson 22's exercises (training at scale): one plain function each.
 
 Try the exercise first; `fromscratch lessons solution NAME` prints one of these.
 """

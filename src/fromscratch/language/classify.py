@@ -27,19 +27,25 @@ that `load_classifier` reads back without the training data:
     vocab.txt, tokenizer_config.json
 """
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
 from fromscratch.data.tables import LabeledTexts
 from fromscratch.errors import UserError
+from fromscratch.folders import (
+    CONFIG,
+    WEIGHTS,
+    load_state,
+    read_config,
+    read_tensors,
+    write_json,
+    write_tensors,
+)
 from fromscratch.language.bert import POOLINGS, BertModel
 from fromscratch.language.lora import (
     add_lora,
@@ -48,7 +54,6 @@ from fromscratch.language.lora import (
     merge_lora,
     save_adapters,
 )
-from fromscratch.training.checkpoint import save_json_atomic, save_safetensors_atomic
 from fromscratch.training.loop import TrainConfig, TrainResult, train
 
 HEAD_FILE = "head.safetensors"
@@ -371,12 +376,11 @@ def save_classifier(model: BertClassifier, tokenizer, folder: str | Path, label_
     head = {f"classifier.{k}": v for k, v in model.classifier.state_dict().items()}
     if base_model is not None:
         save_adapters(model.bert, folder)
-        save_safetensors_atomic(head, folder / HEAD_FILE, {"format": "pt"})
+        write_tensors(folder / HEAD_FILE, head, {"format": "pt"})
     else:
         encoder = {f"bert.{k}": v for k, v in model.bert.state_dict().items()}
-        save_safetensors_atomic({**encoder, **head}, folder / "model.safetensors",
-                                {"format": "pt"})
-    save_json_atomic(config, folder / "config.json")
+        write_tensors(folder / WEIGHTS, {**encoder, **head}, {"format": "pt"})
+    write_json(folder / CONFIG, config)
     tokenizer.save(folder)
     return folder
 
@@ -390,20 +394,14 @@ def load_classifier(folder: str | Path) -> tuple[BertClassifier, object, dict]:
     from fromscratch.tokenizers.wordpiece import WordPieceTokenizer
 
     folder = Path(folder)
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise UserError(f"{folder} has no config.json: give a folder written by bert finetune")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise UserError(f"cannot read {config_path}: {err}") from err
+    config = read_config(folder, advice="give a folder written by bert finetune")
     if "id2label" not in config or "pooling" not in config:
         raise UserError(f"{folder} holds no classifier (config.json has no id2label/pooling): "
                         "give a folder written by bert finetune")
     labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
     base = config.get("base_model")
     if base is not None:
-        if not (Path(base) / "config.json").is_file():
+        if not (Path(base) / CONFIG).is_file():
             raise UserError(f"the adapters in {folder} were trained on the model in {base}, "
                             "which is not there any more: put it back or fine-tune again")
         bert = BertModel.from_pretrained(base)
@@ -412,19 +410,14 @@ def load_classifier(folder: str | Path) -> tuple[BertClassifier, object, dict]:
         weights = folder / HEAD_FILE
     else:
         bert = BertModel.from_pretrained(folder)  # takes the "bert." tensors, leaves the head
-        weights = folder / "model.safetensors"
-    try:
-        tensors = load_file(weights)
-    except (OSError, SafetensorError) as err:
-        raise UserError(f"cannot read {weights}: {err}") from err
+        weights = folder / WEIGHTS
+    tensors = read_tensors(weights)
     model = BertClassifier(bert, len(labels), pooling=config["pooling"],
                            dropout=config.get("classifier_dropout", 0.0))
     head = {k.removeprefix("classifier."): v for k, v in tensors.items()
             if k.startswith("classifier.")}
-    try:
-        model.classifier.load_state_dict(head)
-    except RuntimeError as err:
-        raise UserError(f"the head in {weights} does not fit: {str(err).splitlines()[0]}") from err
+    load_state(model.classifier, head, weights, advice="the head and config.json's labels must "
+               "come from the same fine-tuning")
     tokenizer = WordPieceTokenizer.from_vocab(folder)
     return model.eval(), tokenizer, {**config, "labels": labels}
 
