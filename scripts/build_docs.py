@@ -178,7 +178,7 @@ def lesson_markdown(lesson: Lesson, notebook, figures: Path) -> str:
         f"answers with `fromscratch lessons check {lesson.number:02d}`."
     )
     if DATA_UNAVAILABLE in notebook.metadata:
-        reason = textwrap.fill(notebook.metadata[DATA_UNAVAILABLE], 96)
+        reason = textwrap.fill(notebook.metadata[DATA_UNAVAILABLE], 96, break_on_hyphens=False)
         note += (
             f'\n\n!!! warning "Run only as far as its data"\n'
             f"    This lesson needs data that was not available when this site was built, so "
