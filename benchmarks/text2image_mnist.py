@@ -184,11 +184,11 @@ def pixel_model(train_set, text: PromptEmbeddings, recipe: dict, cpu_budget: flo
 def save_figure(figure, path: Path) -> None:
     import io
 
-    from fromscratch.training.checkpoint import atomic_write_bytes
+    from fromscratch.folders import write_bytes
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    atomic_write_bytes(path, buffer.getvalue())
+    write_bytes(path, buffer.getvalue())
 
 
 def draw_grid(pipe: StableDiffusion, args, path: Path) -> None:

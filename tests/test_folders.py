@@ -97,6 +97,8 @@ def test_a_write_that_fails_midway_leaves_the_old_file(tmp_path, monkeypatch):
 
 def test_a_crash_during_the_rename_leaves_the_old_file(tmp_path, monkeypatch):
     write_json(tmp_path / "config.json", {"version": 1})
+    write_bytes(tmp_path / "blob.bin", b"old")
+    write_tensors(tmp_path / "w.safetensors", {"w": torch.ones(2)})
 
     def crash(*args):
         raise OSError("simulated crash during rename")
@@ -104,8 +106,15 @@ def test_a_crash_during_the_rename_leaves_the_old_file(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="simulated"):
         write_json(tmp_path / "config.json", {"version": 2})
+    with pytest.raises(OSError, match="simulated"):
+        write_bytes(tmp_path / "blob.bin", b"new")
+    with pytest.raises(OSError, match="simulated"):
+        write_tensors(tmp_path / "w.safetensors", {"w": torch.zeros(2)})
     assert json.loads((tmp_path / "config.json").read_text()) == {"version": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]  # no temporary file left
+    assert (tmp_path / "blob.bin").read_bytes() == b"old"
+    assert torch.equal(load_file(tmp_path / "w.safetensors")["w"], torch.ones(2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blob.bin", "config.json",
+                                                         "w.safetensors"]  # no temporary file
 
 
 def test_every_file_is_written_with_mode_0o644_whatever_the_umask(tmp_path):

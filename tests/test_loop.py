@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
+from fromscratch import folders
 from fromscratch.data.text import LMBatches, evaluate_lm
 from fromscratch.errors import UserError
 from fromscratch.seeds import micro_batch_seed
-from fromscratch.training import checkpoint
 from fromscratch.training.checkpoint import load_training_state
 from fromscratch.training.loop import (
     TrainConfig,
@@ -324,14 +324,14 @@ def test_disk_full_stops_with_a_message_and_the_run_resumes_once_there_is_space(
     cfg = config(checkpoint_interval=2, grad_accum=1)
     torch.manual_seed(0)
     full = train(TinyLM(), DATA, cfg)
-    real_save = checkpoint.save_file
+    real_save = folders.save_file
 
     def fills_up_at_step_4(tensors, filename, metadata=None):
         if "step-00000004" in str(filename):
             return disk_full()
         return real_save(tensors, filename, metadata=metadata)
 
-    monkeypatch.setattr(checkpoint, "save_file", fills_up_at_step_4)
+    monkeypatch.setattr(folders, "save_file", fills_up_at_step_4)
     torch.manual_seed(0)
     with pytest.raises(UserError, match="disk is full.*step 4.*previous one is intact"):
         train(TinyLM(), DATA, cfg, out_dir=tmp_path)

@@ -30,7 +30,7 @@ def _split(recordings, split: str, test_fraction: float, seed: int):
 def cmd_audio_train(args) -> None:
     from fromscratch.beyond.audio import AudioConfig, train_classifier
     from fromscratch.data.audio import load_fsdd
-    from fromscratch.training.checkpoint import save_json_atomic
+    from fromscratch.folders import write_json
 
     recordings = load_fsdd(args.data)
     train_recs, test_recs = _split(recordings, args.split, args.test_fraction, args.seed)
@@ -43,8 +43,8 @@ def cmd_audio_train(args) -> None:
         batch_size=args.batch_size,
         resume=args.resume, overwrite=args.overwrite,
     )
-    save_json_atomic({"split": args.split, "test_fraction": args.test_fraction,
-                      "seed": args.seed}, out / SPLIT_FILE)
+    write_json(out / SPLIT_FILE, {"split": args.split, "test_fraction": args.test_fraction,
+                                  "seed": args.seed})
     print(f"stopped by {result.stopped_by} at step {result.step}; test accuracy "
           f"{result.last('test_accuracy'):.4f} on {len(test_recs)} recordings")
     print(f"model, log.jsonl and loss.png in {out}")

@@ -76,11 +76,11 @@ def cmd_bert_search(args) -> None:
 
 
 def cmd_bert_embed(args) -> None:
-    from fromscratch.training.checkpoint import save_safetensors_atomic
+    from fromscratch.folders import write_tensors
 
     texts, encoder = _load(args)
     embeddings = encoder.encode(texts, batch_size=args.batch_size, progress=len(texts) > 256)
-    save_safetensors_atomic({"embeddings": embeddings}, args.out)
+    write_tensors(args.out, {"embeddings": embeddings})
     print(f"{len(texts)} embeddings of width {encoder.dim} in {args.out} (tensor 'embeddings')")
 
 

@@ -66,8 +66,8 @@ def cmd_simulate(args) -> None:
 
     import numpy as np
 
+    from fromscratch.folders import write_bytes
     from fromscratch.neuro.simulate import simulate_lorenz_population
-    from fromscratch.training.checkpoint import atomic_write_bytes
 
     data = simulate_lorenz_population(n_trials=args.trials, n_neurons=args.neurons,
                                       n_bins=args.bins, bin_size=args.bin_size, seed=args.seed,
@@ -78,7 +78,7 @@ def cmd_simulate(args) -> None:
         arrays["conditions"] = data.conditions.numpy()
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    atomic_write_bytes(args.out, buffer.getvalue())
+    write_bytes(args.out, buffer.getvalue())
     conditions = f" in {args.conditions} conditions" if args.conditions else ""
     print(f"{args.trials} trials{conditions} × {args.bins} bins × {args.neurons} neurons, "
           f"{data.spikes.sum():.0f} spikes, mean rate {data.rates_hz().mean():.1f} Hz "
@@ -163,8 +163,8 @@ def cmd_generate(args) -> None:
     import numpy as np
     import torch
 
+    from fromscratch.folders import write_bytes
     from fromscratch.neuro.generative import ConditionalDenoiser, plot_generated_vs_real
-    from fromscratch.training.checkpoint import atomic_write_bytes
 
     model = ConditionalDenoiser.from_pretrained(args.ckpt)
     K = model.config.n_conditions
@@ -181,7 +181,7 @@ def cmd_generate(args) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, spikes=spikes.numpy().astype(np.int32), rates=rates.numpy(),
              conditions=conditions.numpy())
-    atomic_write_bytes(args.out, buffer.getvalue())
+    write_bytes(args.out, buffer.getvalue())
     print(f"{len(conditions)} trials of condition(s) {list(wanted)} × {model.config.n_bins} "
           f"bins × {model.config.n_neurons} neurons (guidance {args.guidance:g}) -> {args.out}")
     if args.plot:

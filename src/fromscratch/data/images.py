@@ -318,7 +318,7 @@ def save_image_grid(
 
     from matplotlib.figure import Figure
 
-    from fromscratch.training.checkpoint import atomic_write_bytes
+    from fromscratch.folders import write_bytes
 
     cols = math.ceil(len(images) / rows)
     figure = Figure(figsize=(cols * 1.0, rows * 1.1 + (0.4 if title else 0)), dpi=100)
@@ -335,5 +335,5 @@ def save_image_grid(
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    atomic_write_bytes(Path(path), buffer.getvalue())
+    write_bytes(path, buffer.getvalue())
     return Path(path)

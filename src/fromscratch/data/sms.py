@@ -20,7 +20,7 @@ from pathlib import Path
 from fromscratch.data import default_cache_dir, download
 from fromscratch.data.tables import LabeledTexts, labeled_texts, read_table, stratified_split
 from fromscratch.errors import UserError
-from fromscratch.training.checkpoint import atomic_write_bytes
+from fromscratch.folders import write_bytes
 
 SMS_URL = "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
 SMS_ZIP_SHA256 = "1587ea43e58e82b14ff1f5425c88e17f8496bfcdb67a583dbff9eefaf9963ce3"
@@ -51,7 +51,7 @@ def sms_path(cache_dir: str | Path | None = None, *, url: str = SMS_URL,
     if hashlib.sha256(member).hexdigest() != SMS_MEMBER_SHA256:
         raise UserError(f"{SMS_MEMBER} inside {archive} is not the expected file; delete the "
                         "archive and try again")
-    atomic_write_bytes(path, HEADER + member)
+    write_bytes(path, HEADER + member)
     return path
 
 

@@ -40,6 +40,7 @@ from fromscratch.data.prompts import PromptSet
 from fromscratch.diffusion.sde import DiscreteSchedule, expand_like
 from fromscratch.diffusion.targets import from_x0_and_eps, to_model_range
 from fromscratch.errors import UserError
+from fromscratch.folders import write_json
 from fromscratch.stable_diffusion.pipeline import (
     SCHEDULE,
     is_pipeline,
@@ -49,7 +50,6 @@ from fromscratch.stable_diffusion.pipeline import (
 from fromscratch.stable_diffusion.text_encoder import BertTextEncoder
 from fromscratch.stable_diffusion.unet import UNet, UNetConfig
 from fromscratch.stable_diffusion.vae import AutoencoderKL, VAEConfig
-from fromscratch.training.checkpoint import save_json_atomic
 
 SIDE = 28  # MNIST digits are 28 × 28
 
@@ -343,7 +343,7 @@ def train_mnist(train_set, test_set, encoder: BertTextEncoder, prompts: PromptSe
     report.update(unet_steps=result.step, unet_loss=result.last("loss"),
                   stopped_by=result.stopped_by, wall_s=time.perf_counter() - began,
                   cpu_s=time.process_time() - cpu_began)
-    save_json_atomic(report, out_dir / "training.json")
+    write_json(out_dir / "training.json", report)
     return report
 
 

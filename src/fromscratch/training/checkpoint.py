@@ -3,9 +3,9 @@
 Two rules make a checkpoint trustworthy:
 
 1. Atomic writes. A file is written to a temporary name in the same folder, flushed to disk
-   (fsync), then renamed over the target with `os.replace` — a rename is all-or-nothing, so a
-   crash leaves either the old file or the new one, never half of each. A training checkpoint is
-   a whole folder, built under a temporary name and renamed the same way.
+   (fsync), then renamed over the target with `os.replace` (folders.py) — a rename is
+   all-or-nothing, so a crash leaves either the old file or the new one, never half of each. A
+   training checkpoint is a whole folder, built under a temporary name and renamed the same way.
 2. No pickle. `torch.load` of a pickle can run arbitrary code; tensors go to safetensors files
    and everything else (step, config, optimizer hyperparameters, random-generator states) to JSON.
 
@@ -24,16 +24,15 @@ import random
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from fromscratch.errors import UserError
+from fromscratch.folders import fsync, load_state, write_bytes, write_json, write_tensors
 from fromscratch.training.ema import EMA
 
 CHECKPOINTS = "checkpoints"
@@ -42,65 +41,8 @@ FORMAT = 1  # the layout of a training checkpoint; raised when it changes incomp
 
 
 # ---------------------------------------------------------------------------------------------
-# Atomic files
+# Tied weights
 # ---------------------------------------------------------------------------------------------
-
-
-def _fsync_path(path: Path) -> None:
-    """Ask the OS to put `path` (a file, or a folder's list of names) on disk now."""
-    flags = os.O_RDONLY
-    if path.is_dir():
-        flags |= getattr(os, "O_DIRECTORY", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:  # some systems (Windows) cannot open a folder; the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def _atomic_target(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success fsync it and rename it to `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        _fsync_path(tmp)
-        os.replace(tmp, path)
-        _fsync_path(path.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    with _atomic_target(path) as tmp:
-        tmp.write_bytes(data)
-
-
-def save_json_atomic(obj, path: str | Path) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode("utf-8"))
-
-
-def save_safetensors_atomic(
-    tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None
-) -> None:
-    """safetensors' `save_file`, atomically. Tensors must not share memory (see `unshare`)."""
-    with _atomic_target(path) as tmp:
-        save_file(_on_cpu(tensors), tmp, metadata=metadata)
-
-
-def _on_cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
-
-
 def unshare(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Split a state dict into tensors safetensors can store and a table of tied names.
 
@@ -222,19 +164,20 @@ def save_training_state(
     checkpoints.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:08d}"
     tmp = Path(tempfile.mkdtemp(dir=checkpoints, prefix=f".tmp-{name}-"))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a checkpoint is readable like its files (0o644)
     try:
         model_tensors, tied = unshare(model.state_dict())
         optimizer_tensors, optimizer_json = _optimizer_to_files(optimizer)
         rng_tensors, rng_json = _rng_states()
         rng_tensors = {f"rng.{k}": t for k, t in rng_tensors.items()}
-        save_file(_on_cpu(model_tensors), tmp / "model.safetensors")
-        save_file(_on_cpu({**optimizer_tensors, **rng_tensors}), tmp / "optimizer.safetensors")
+        write_tensors(tmp / "model.safetensors", model_tensors)
+        write_tensors(tmp / "optimizer.safetensors", {**optimizer_tensors, **rng_tensors})
         ema_json = None
         if ema is not None:
             ema_state = ema.state_dict()
             ema_tensors = {f"{kind}.{name}": tensor for kind in ("params", "buffers")
                            for name, tensor in ema_state.pop(kind).items()}
-            save_file(_on_cpu(ema_tensors), tmp / "ema.safetensors")
+            write_tensors(tmp / "ema.safetensors", ema_tensors)
             ema_json = ema_state  # decay, warmup, num_updates
         files = {f.name: f.stat().st_size for f in tmp.iterdir()}
         state = {
@@ -248,10 +191,7 @@ def save_training_state(
             "ema": ema_json,
             "files": files,  # sizes, to spot a truncated file before trusting it
         }
-        (tmp / "state.json").write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
-        for f in tmp.iterdir():
-            _fsync_path(f)
-        _fsync_path(tmp)
+        write_json(tmp / "state.json", state)  # each file flushed to disk, and tmp's names
 
         final = checkpoints / name
         if final.exists():  # the same step saved again (e.g. after a resume): swap it out
@@ -261,10 +201,10 @@ def save_training_state(
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
-        _fsync_path(checkpoints)
+        fsync(checkpoints)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    atomic_write_bytes(checkpoints / LATEST, (name + "\n").encode())
+    write_bytes(checkpoints / LATEST, (name + "\n").encode())
 
     for stale in [*checkpoints.glob(".tmp-*"), *checkpoints.glob(".old-*")]:  # crash leftovers
         shutil.rmtree(stale, ignore_errors=True)
@@ -305,21 +245,6 @@ def _read_folder(folder: Path) -> tuple[dict, dict[str, torch.Tensor], dict[str,
     return state, model_tensors, other_tensors
 
 
-def _check_fits(model: torch.nn.Module, tensors: dict[str, torch.Tensor], folder: Path) -> None:
-    expected = model.state_dict()
-    for key in expected:
-        if key not in tensors:
-            raise UserError(f"checkpoint {folder} has no tensor '{key}': it is for another model")
-        if tensors[key].shape != expected[key].shape:
-            raise UserError(
-                f"checkpoint tensor '{key}' has shape {tuple(tensors[key].shape)} but the model "
-                f"expects {tuple(expected[key].shape)}: use the same model settings as the run"
-            )
-    for key in tensors:
-        if key not in expected:
-            raise UserError(f"checkpoint {folder} has tensor '{key}', which the model lacks")
-
-
 def load_training_state(
     out_dir: str | Path,
     model: torch.nn.Module,
@@ -357,8 +282,7 @@ def load_training_state(
             )
         for alias, source in state["tied"].items():
             model_tensors[alias] = model_tensors[source]
-        _check_fits(model, model_tensors, folder)
-        model.load_state_dict(model_tensors)
+        load_state(model, model_tensors, folder, advice="use the same model settings as the run")
         if optimizer is not None:
             optimizer_tensors = {k: t for k, t in other_tensors.items() if k.startswith("state.")}
             try:

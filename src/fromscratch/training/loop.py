@@ -60,12 +60,12 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from fromscratch.errors import UserError
+from fromscratch.folders import write_bytes
 from fromscratch.modes import evaluating
 from fromscratch.seeds import micro_batch_seed
 from fromscratch.training import distributed
 from fromscratch.training.checkpoint import (
     CHECKPOINTS,
-    atomic_write_bytes,
     load_training_state,
     save_training_state,
 )
@@ -310,7 +310,7 @@ class _Log:
             # Records after the checkpoint belong to steps that will be run again.
             self.records = [r for r in _complete_records(self.path) if r["step"] <= resume_step]
         lines = "".join(json.dumps(r) + "\n" for r in self.records)
-        atomic_write_bytes(self.path, lines.encode("utf-8"))
+        write_bytes(self.path, lines.encode("utf-8"))
 
     def write(self, record: dict) -> None:
         self.records.append(record)

@@ -10,7 +10,7 @@ import io
 import json
 from pathlib import Path
 
-from fromscratch.training.checkpoint import atomic_write_bytes
+from fromscratch.folders import write_bytes
 
 
 def read_log(path: str | Path) -> list[dict]:
@@ -80,5 +80,5 @@ def plot_loss_curves(
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     png_path = Path(png_path)
-    atomic_write_bytes(png_path, buffer.getvalue())
+    write_bytes(png_path, buffer.getvalue())
     return png_path
