@@ -144,7 +144,7 @@ ROWS = [
     ("truncated training checkpoints", truncated_training_checkpoints, "--overwrite"),
     ("checkpoint of another model (config)", another_models_config, "not a GPT"),
     ("checkpoint of another model (shapes)",
-     lambda c: c.train(str(c.corpus), "--preset", "nanogpt-cpu"), "same model settings"),
+     lambda c: c.train(str(c.corpus), "--recipe", "nanogpt-cpu"), "same model settings"),
     ("checkpoint from a newer version", newer_checkpoint_format, "upgrade fromscratch"),
     ("a pickle instead of safetensors", pickled_weights, "damaged or incomplete"),
     ("only a pickle (pytorch_model.bin)", pickle_only_folder, "has no model.safetensors"),

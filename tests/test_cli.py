@@ -29,7 +29,7 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "model"
-    code = main(["gpt", "train", "--data", str(corpus), "--preset", "demo", "--max-steps", "20",
+    code = main(["gpt", "train", "--data", str(corpus), "--recipe", "demo", "--max-steps", "20",
                  "--out", str(out)])
     assert code == 0
     return out
@@ -72,7 +72,7 @@ def test_sample_continues_the_prompt_and_is_deterministic_with_a_seed(trained, c
 
 
 def test_resume_continues_and_a_second_run_without_resume_is_refused(trained, corpus, capsys):
-    args = ["gpt", "train", "--data", str(corpus), "--preset", "demo", "--out", str(trained)]
+    args = ["gpt", "train", "--data", str(corpus), "--recipe", "demo", "--out", str(trained)]
     code, _, err = run_cli(capsys, *args, "--max-steps", "24")
     assert code == 2 and "already holds a training run" in err
     code, _, _ = run_cli(capsys, *args, "--max-steps", "24", "--resume")
@@ -104,9 +104,9 @@ def test_bad_data_files_give_one_line_and_exit_code_2(tmp_path, capsys, make_dat
 
 
 def test_bad_arguments_and_checkpoints_give_one_line_and_exit_code_2(trained, tmp_path, capsys):
-    code, _, err = run_cli(capsys, "gpt", "train", "--data", "pydoc", "--preset", "huge",
+    code, _, err = run_cli(capsys, "gpt", "train", "--data", "pydoc", "--recipe", "huge",
                            "--out", str(tmp_path / "x"))
-    assert code == 2 and "unknown preset 'huge'" in err
+    assert code == 2 and "unknown recipe 'huge'" in err
 
     code, _, err = run_cli(capsys, "gpt", "sample", "--ckpt", str(trained), "--prompt", "→ λ")
     assert code == 2 and "'→'" in err  # a character the model never saw
@@ -179,3 +179,31 @@ def test_every_group_answers_bad_input_with_one_line_and_exit_code_2(group, kind
     usage_error = f"(see fromscratch {group} " in err
     assert usage_error == (kind == "usage"), err
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+# Every `train` verb that has recipes, and the table its --recipe chooses from.
+TRAIN_COMMANDS = {
+    "gpt train": (["gpt", "train", "--data", "pydoc"], "fromscratch.language.recipes"),
+    "vit train": (["vit", "train"], "fromscratch.beyond.vit"),
+    "imagegpt train": (["imagegpt", "train"], "fromscratch.beyond.imagegpt"),
+    "arithmetic train": (["arithmetic", "train", "--op", "*"], "fromscratch.beyond.arithmetic"),
+    "audio train": (["audio", "train"], "fromscratch.beyond.audio"),
+    "music train": (["music", "train"], "fromscratch.beyond.music"),
+    "sd train": (["sd", "train"], "fromscratch.stable_diffusion.mnist"),
+    "neuro train": (["neuro", "train", "--data", "d.npz"], "fromscratch.neuro.ndt"),
+    "neuro train-generative": (["neuro", "train-generative", "--data", "d.npz"],
+                               "fromscratch.neuro.generative"),
+}
+
+
+@pytest.mark.parametrize("command", TRAIN_COMMANDS)
+def test_an_unknown_recipe_is_one_line_that_lists_the_track_s_recipes(command, tmp_path, capsys):
+    import importlib
+
+    argv, table = TRAIN_COMMANDS[command]
+    names = ", ".join(importlib.import_module(table).RECIPES)
+    code = main([*argv, "--recipe", "nope", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == f"error: unknown recipe 'nope'; choose one of: {names}\n"
+    assert list(tmp_path.iterdir()) == []  # refused before anything is read or written

@@ -30,9 +30,9 @@ def test_cnn_train_then_eval_and_classify_files(tmp_path, capsys):
     from PIL import Image
 
     out = tmp_path / "cnn"
-    code, text, _ = run(capsys, "vit", "train", "--model", "cnn", "--max-steps", "2",
+    code, text, _ = run(capsys, "vit", "train", "--recipe", "cnn", "--max-steps", "2",
                         "--out", str(out))
-    assert code == 0 and "test accuracy" in text
+    assert code == 0 and "SmallCNN" in text and "test accuracy" in text
     assert json.loads((out / "config.json").read_text())["model_type"] == "cnn"
     code, text, _ = run(capsys, "vit", "eval", "--ckpt", str(out))
     assert code == 0 and text.startswith("test accuracy ") and "on 32 mnist5k test" in text
@@ -65,7 +65,7 @@ def test_imagegpt_train_then_sample_a_grid_and_classify_it(tmp_path, capsys):
     out = tmp_path / "igpt"
     code, text, _ = run(capsys, "imagegpt", "train", "--max-steps", "2", "--out", str(out))
     assert code == 0 and "bits per dimension" in text
-    run(capsys, "vit", "train", "--model", "cnn", "--max-steps", "1", "--out", str(tmp_path / "c"))
+    run(capsys, "vit", "train", "--recipe", "cnn", "--max-steps", "1", "--out", str(tmp_path / "c"))
     code, text, _ = run(capsys, "imagegpt", "sample", "--ckpt", str(out), "--out",
                         str(tmp_path / "grid.png"), "--digits", "37", "--per-digit", "2",
                         "--classifier", str(tmp_path / "c"))
@@ -90,32 +90,38 @@ def test_arithmetic_train_eval_and_one_problem(tmp_path, capsys):
     assert code == 2 and "must look like 123+45" in err
 
 
-def test_arithmetic_multiplication_trains_its_own_recipe(tmp_path):
+def test_arithmetic_multiplication_trains_its_own_recipe_unless_told_otherwise(tmp_path):
     from fromscratch.beyond import arithmetic as ar
     from fromscratch.language.gpt import GPT
 
-    assert main(["arithmetic", "train", "--op", "*", "--digits", "1", "--max-steps", "2",
-                 "--out", str(tmp_path / "mul")]) == 0
-    addition, multiplication = ar.RECIPE, ar.MULTIPLY_RECIPE
-    config = GPT.from_pretrained(tmp_path / "mul").config
-    assert (config.n_layer, config.n_embd) == (multiplication["model"]["n_layer"],
-                                               multiplication["model"]["n_embd"])
-    assert config.n_embd != addition["model"]["n_embd"]  # not the addition model
+    addition, multiplication = ar.RECIPES["addition"].model, ar.RECIPES["multiplication"].model
+    assert addition["n_embd"] != multiplication["n_embd"]
+    for out, recipe, expected in [("mul", [], multiplication),
+                                  ("mul-small", ["--recipe", "addition"], addition)]:
+        assert main(["arithmetic", "train", "--op", "*", "--digits", "1", "--max-steps", "2",
+                     *recipe, "--out", str(tmp_path / out)]) == 0
+        config = GPT.from_pretrained(tmp_path / out).config
+        assert (config.n_layer, config.n_embd) == (expected["n_layer"], expected["n_embd"])
 
 
 def test_a_shortened_run_keeps_warmup_to_a_fifth_of_its_steps():
     from argparse import Namespace
 
-    from fromscratch.beyond.vit import RECIPE
-    from fromscratch.commands.vit import train_config
+    from fromscratch.beyond.vit import RECIPES
+    from fromscratch.commands.common import train_config
+    from fromscratch.language.recipes import RECIPES as GPT_RECIPES
 
-    def settings(**overrides):
+    def settings(recipe, **overrides):
         args = dict(max_steps=None, max_time=None, lr=None, seed=0, device="cpu") | overrides
-        return train_config(RECIPE, Namespace(**args))
+        return train_config(recipe, Namespace(**args))
 
-    full = settings()
-    assert (full.max_steps, full.warmup_steps) == (RECIPE["train"]["max_steps"],
-                                                   RECIPE["train"]["warmup_steps"])
-    short = settings(max_steps=50, lr=1e-3)
+    recipe = RECIPES["vit"]
+    full = settings(recipe)
+    assert (full.max_steps, full.warmup_steps) == (recipe.train["max_steps"],
+                                                   recipe.train["warmup_steps"])
+    assert full.betas == recipe.train["betas"] and full.eval_interval == full.max_steps // 4
+    short = settings(recipe, max_steps=50, lr=1e-3)
     assert (short.max_steps, short.warmup_steps, short.lr) == (50, 10, 1e-3)
     assert short.eval_interval == 12  # four evaluations
+    once = settings(GPT_RECIPES["shakespeare-char"])  # a recipe's own evaluation interval stays
+    assert once.eval_interval == once.max_steps == 660

@@ -235,6 +235,8 @@ def test_guidance_four_is_the_extrapolation_from_two_forwards(pipeline):
 # Training, saving, loading
 # ---------------------------------------------------------------------------------------------
 def test_a_short_run_halves_the_diffusion_loss():
+    from dataclasses import replace
+
     from fromscratch.stable_diffusion.mnist import RECIPES, train_diffusion
 
     # one fixed "digit" per label: learnable in a few dozen steps
@@ -253,9 +255,9 @@ def test_a_short_run_halves_the_diffusion_loss():
             return sum(model.loss(b).item() for b in fixed) / len(fixed)
 
     before = held_out_loss()
-    recipe = dict(RECIPES["tiny"], unet_train=dict(lr=3e-3, warmup_steps=5, weight_decay=0.0))
-    train_diffusion(model.train(), batches, recipe, out_dir=None, seed=0, progress=False,
-                    max_steps=60)
+    recipe = replace(RECIPES["tiny"], train=dict(max_steps=60, lr=3e-3, warmup_steps=5,
+                                                 weight_decay=0.0))
+    train_diffusion(model.train(), batches, recipe, out_dir=None, seed=0, progress=False)
     after = held_out_loss()
     assert after < before / 2, (before, after)
 

@@ -35,6 +35,8 @@ from fromscratch.attention import MultiHeadAttention
 from fromscratch.errors import UserError
 from fromscratch.folders import load_model, save_model
 from fromscratch.language.gpt import MLP
+from fromscratch.modes import evaluating
+from fromscratch.training.recipes import Recipe
 
 LOG_FLOOR = 1e-6  # log(E + 1e-6): silence becomes about -13.8 instead of -∞
 
@@ -283,18 +285,15 @@ def init_weights(model: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-@torch.no_grad()
 def evaluate(
     model: AudioClassifier, features: list[torch.Tensor], labels: list[int], batch_size: int = 128
 ) -> dict[str, float]:
     """{"accuracy", "loss"} over every recording, in batches of similar lengths (little padding)."""
     from fromscratch.data.audio import pad_batch
 
-    was_training = model.training
-    model.eval()
     order = sorted(range(len(features)), key=lambda i: len(features[i]))
     correct, total_loss = 0, 0.0
-    try:
+    with evaluating(model):
         for first in range(0, len(order), batch_size):
             chosen = order[first : first + batch_size]
             padded, padding = pad_batch([features[i] for i in chosen])
@@ -302,15 +301,20 @@ def evaluate(
             logits = model(padded, padding)  # (b, n_classes)
             correct += int((logits.argmax(-1) == target).sum())
             total_loss += float(F.cross_entropy(logits, target, reduction="sum"))
-    finally:
-        model.train(was_training)
     return {"accuracy": correct / len(features), "loss": total_loss / len(features)}
 
 
 # ---------------------------------------------------------------------------------------------
-# Training recipe (shared by the CLI, the benchmark and the lesson)
+# Training recipe (shared by the CLI, the benchmark and the lesson); the model: AudioConfig()
 # ---------------------------------------------------------------------------------------------
-RECIPE = dict(max_steps=1500, batch_size=32, lr=2e-3, weight_decay=0.05)
+RECIPES: dict[str, Recipe] = {
+    "default": Recipe(
+        description="a 3-layer log-mel transformer: 98.7% on a random 80/20 split of FSDD",
+        model={},
+        batch_size=32,
+        train=dict(max_steps=1500, lr=2e-3, warmup_steps=100, weight_decay=0.05),
+    ),
+}
 
 
 def featurize_all(recordings, config: AudioConfig) -> list[torch.Tensor]:

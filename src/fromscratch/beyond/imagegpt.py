@@ -31,12 +31,20 @@ from fromscratch.data.images import NUM_CLASSES, SIDE, check_images
 from fromscratch.errors import UserError
 from fromscratch.folders import read_config, write_json
 from fromscratch.language.gpt import GPT, GPTConfig, KVCache, check_sampling_args, sample_next
+from fromscratch.modes import evaluating
+from fromscratch.training.recipes import Recipe
 
-# The settings `fromscratch imagegpt train` and the benchmark use.
-RECIPE = dict(
-    model=dict(n_layer=3, n_head=4, n_embd=96), batch_size=64, max_shift=0.0,
-    train=dict(max_steps=1500, lr=3e-3, warmup_steps=100, weight_decay=0.1, betas=(0.9, 0.99)),
-)
+# The settings `fromscratch imagegpt train` and the benchmark use; extra: ImageBatches' shifts.
+RECIPES: dict[str, Recipe] = {
+    "default": Recipe(
+        description="a 3 × 96 class-conditional image GPT: 0.193 bits per pixel on MNIST-5k",
+        model=dict(n_layer=3, n_head=4, n_embd=96),
+        batch_size=64,
+        train=dict(max_steps=1500, lr=3e-3, warmup_steps=100, weight_decay=0.1,
+                   betas=(0.9, 0.99)),
+        extra=dict(max_shift=0.0),
+    ),
+}
 
 
 @dataclass
@@ -134,22 +142,18 @@ class ImageGPT(nn.Module):
         x, labels = batch
         return self.token_nll(self.tokenizer.encode(x), labels).mean()
 
-    @torch.no_grad()
     def bits_per_dim(self, x: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:
         """Mean NLL of images x under the model, in bits per binary pixel:
 
             bits/dim = Σ_n NLL_n (nats) / ln 2 / (side²)     averaged over the images.
         """
-        was_training = self.training
-        self.eval()
         total = 0.0
-        for i in range(0, len(x), batch_size):
-            ids = self.tokenizer.encode(x[i : i + batch_size])
-            total += self.token_nll(ids, labels[i : i + batch_size]).sum().item()
-        self.train(was_training)
+        with evaluating(self):
+            for i in range(0, len(x), batch_size):
+                ids = self.tokenizer.encode(x[i : i + batch_size])
+                total += self.token_nll(ids, labels[i : i + batch_size]).sum().item()
         return total / math.log(2) / (len(x) * self.tokenizer.side**2)
 
-    @torch.no_grad()
     def sample(
         self, labels: torch.Tensor, *, temperature: float = 1.0, top_k: int | None = None,
         generator: torch.Generator | None = None,
@@ -162,17 +166,15 @@ class ImageGPT(nn.Module):
         check_sampling_args(temperature, top_k, None)
         if labels.dim() != 1 or (labels < 0).any() or (labels >= NUM_CLASSES).any():
             raise UserError(f"labels must be a 1-D tensor of digits 0..{NUM_CLASSES - 1}")
-        was_training = self.training
-        self.eval()
         n = self.tokenizer.num_tokens
         cache = KVCache(self.gpt.config.n_layer, n + 1)
         tokens = self.class_token(labels.to(next(self.parameters()).device))  # (B, 1)
-        for _ in range(n):
-            logits = self.gpt(tokens[:, cache.length :], kv_cache=cache, last_only=True)[:, -1]
-            logits[:, self.tokenizer.vocab_size :] = float("-inf")  # no class tokens
-            tokens = torch.cat([tokens, sample_next(logits, temperature, top_k, None, generator)],
-                               dim=1)
-        self.train(was_training)
+        with evaluating(self):
+            for _ in range(n):
+                logits = self.gpt(tokens[:, cache.length :], kv_cache=cache, last_only=True)[:, -1]
+                logits[:, self.tokenizer.vocab_size :] = float("-inf")  # no class tokens
+                new = sample_next(logits, temperature, top_k, None, generator)  # (B, 1)
+                tokens = torch.cat([tokens, new], dim=1)
         return tokens[:, 1:]  # (B, N)
 
     def save_pretrained(self, folder: str | os.PathLike) -> None:

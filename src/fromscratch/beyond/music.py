@@ -44,6 +44,8 @@ from fromscratch.data.music import N_KEYS, pad_rolls
 from fromscratch.errors import UserError
 from fromscratch.folders import load_model, save_model
 from fromscratch.language.gpt import Block
+from fromscratch.modes import evaluating
+from fromscratch.training.recipes import Recipe
 
 
 @dataclass
@@ -127,7 +129,6 @@ class MusicTransformer(nn.Module):
         rolls, mask = batch
         return self.nll(rolls, mask).sum() / mask.sum()
 
-    @torch.no_grad()
     def sample(self, n_steps: int, *, num_samples: int = 1, temperature: float = 1.0,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """Piano rolls (num_samples, n_steps, 88), one step at a time from p(v_t | v_<t)."""
@@ -135,11 +136,9 @@ class MusicTransformer(nn.Module):
             raise UserError(f"n_steps must be 1..{self.config.block_size - 1}, got {n_steps}")
         if temperature <= 0:
             raise UserError(f"temperature must be > 0, got {temperature}")
-        was_training = self.training
-        self.eval()
         device = self.wpe.weight.device
         rolls = torch.zeros(num_samples, n_steps, N_KEYS, device=device)
-        try:
+        with evaluating(self):
             for t in range(n_steps):
                 state = self.context(rolls[:, : t + 1])[:, t]  # (B, C); step t not yet used
                 base = self.w_out(state)  # (B, 88)
@@ -158,8 +157,6 @@ class MusicTransformer(nn.Module):
                     rolls[:, t, k] = torch.bernoulli(probs, generator=generator)
                     if self.nade_w is not None:
                         below = below + rolls[:, t, k, None] * self.nade_w[k]
-        finally:
-            self.train(was_training)
         return rolls
 
     # -----------------------------------------------------------------------------------------
@@ -172,20 +169,15 @@ class MusicTransformer(nn.Module):
         return load_model(cls, MusicConfig, path, "fromscratch-music")
 
 
-@torch.no_grad()
 def evaluate_nll(model: MusicTransformer, rolls: list[torch.Tensor], batch_size: int = 32) -> float:
     """NLL per time step over every step of every chorale (nats; Boulanger-Lewandowski's metric)."""
-    was_training = model.training
-    model.eval()
     device = model.wpe.weight.device
     total, steps = 0.0, 0
-    try:
+    with evaluating(model):
         for first in range(0, len(rolls), batch_size):
             padded, mask = pad_rolls(rolls[first : first + batch_size])
             total += float(model.nll(padded.to(device), mask.to(device)).sum())
             steps += int(mask.sum())
-    finally:
-        model.train(was_training)
     return total / steps
 
 
@@ -210,7 +202,18 @@ def plot_piano_roll(roll: torch.Tensor, path=None, title: str = ""):
     return fig
 
 
-RECIPE = dict(max_steps=1000, batch_size=16, lr=1e-3, weight_decay=0.1, max_transpose=5)
+# The settings `fromscratch music train`, the benchmark and the lesson use. The model's config
+# follows from the data and the chosen factorisation (MusicConfig's other fields: its defaults);
+# extra: ChoraleBatches' random transpositions, in semitones.
+RECIPES: dict[str, Recipe] = {
+    "default": Recipe(
+        description="a causal transformer over JSB chorale piano rolls, whole chorales a batch",
+        model={},
+        batch_size=16,
+        train=dict(max_steps=1000, lr=1e-3, warmup_steps=50, weight_decay=0.1),
+        extra=dict(max_transpose=5),
+    ),
+}
 
 
 def train_music(rolls: dict[str, list[torch.Tensor]], config: MusicConfig, train_config, *,

@@ -1,13 +1,12 @@
 """`fromscratch arithmetic train|eval`: a GPT that learns to add or multiply digit strings.
 
-    fromscratch arithmetic train --out DIR [--op +|*] [--digits 3] [--plain] [--max-time S] ...
+    fromscratch arithmetic train --out DIR [--op +|*] [--recipe NAME] [--digits 3] [--plain] ...
     fromscratch arithmetic eval  --ckpt DIR [--problem 123+45]
 """
 
 from pathlib import Path
 
-from fromscratch.commands.common import positive_int
-from fromscratch.commands.vit import add_training_args, train_config
+from fromscratch.commands.common import add_training_args, positive_int, train_config
 from fromscratch.errors import UserError
 
 
@@ -16,16 +15,17 @@ def cmd_arithmetic_train(args) -> None:
 
     from fromscratch.beyond import arithmetic as ar
     from fromscratch.training.loop import train
+    from fromscratch.training.recipes import get_recipe
 
     torch.manual_seed(args.seed)
     task = ar.ArithmeticTask(op=args.op, n_digits=args.digits, reverse=not args.plain)
-    recipe = ar.recipe(args.op)
-    model = ar.make_model(task, args.digits + ar.EXTRA_DIGITS, **recipe["model"])
+    recipe = get_recipe(ar.RECIPES, args.recipe or ar.OPERATION_RECIPES[args.op])
+    model = ar.make_model(task, args.digits + ar.EXTRA_DIGITS, **recipe.model)
     held_out = ar.test_pairs(task, args.digits, n=500)
     print(f"training a {model.num_params() / 1e6:.2f}M-parameter GPT on {args.digits}-digit "
           f"'{args.op}' with the answer {'plain' if args.plain else 'reversed'}")
     result = train(
-        model, ar.ArithmeticBatches(task, recipe["batch_size"], seed=args.seed),
+        model, ar.ArithmeticBatches(task, args.batch_size or recipe.batch_size, seed=args.seed),
         train_config(recipe, args), out_dir=Path(args.out),
         evaluate=lambda m: {"exact_match": ar.exact_match(m, task, held_out)},
         save_model=lambda m, folder: ar.save(m, task, folder),
@@ -63,11 +63,12 @@ def register(commands) -> None:
     verbs = arith.add_subparsers(dest="verb", required=True)
 
     p = verbs.add_parser("train", help="train on random problems (1%% held out)")
-    p.add_argument("--op", default="+", choices=["+", "*"])
+    p.add_argument("--op", default="+", choices=["+", "*"],
+                   help="trains with the addition or the multiplication recipe, unless --recipe")
     p.add_argument("--digits", type=positive_int, default=3, help="most digits per operand")
     p.add_argument("--plain", action="store_true", help="write the answer most significant "
                    "digit first (default: reversed, as a person adds)")
-    add_training_args(p)
+    add_training_args(p, recipe=None)  # beyond/arithmetic.py: addition, multiplication
     p.set_defaults(func=cmd_arithmetic_train)
 
     p = verbs.add_parser("eval", help="exact match by number of digits, or answer one problem")

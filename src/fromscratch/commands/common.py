@@ -75,13 +75,41 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-def train_config(args, *, warmup_steps: int, weight_decay: float):
-    """The TrainConfig a `train` verb's shared options ask for: evaluate and save 4 times a run."""
+# ---------------------------------------------------------------------------------------------
+# A `train` verb: its recipe, the options that override it, and the TrainConfig they make
+# ---------------------------------------------------------------------------------------------
+def add_recipe_argument(p: argparse.ArgumentParser, default: str | None) -> None:
+    """--recipe NAME: one of the track's RECIPES (an unknown name lists them)."""
+    p.add_argument("--recipe", default=default, metavar="NAME",
+                   help="the track's named settings to train with"
+                   + (f" (default: {default})" if default else ""))
+
+
+def add_training_args(p: argparse.ArgumentParser, *, recipe: str | None = "default",
+                      seed: int = 1337) -> None:
+    """The options every recipe-driven `train` verb takes."""
+    add_recipe_argument(p, recipe)
+    p.add_argument("--out", required=True, help="output folder (a loadable model folder)")
+    p.add_argument("--max-steps", type=positive_int, help="override the recipe's steps")
+    p.add_argument("--max-time", type=positive_float, help="stop after this many seconds")
+    p.add_argument("--batch-size", type=positive_int, help="override the recipe's batch size")
+    p.add_argument("--lr", type=positive_float, help="override the recipe's peak learning rate")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
+    p.add_argument("--seed", type=whole_number, default=seed)
+    p.add_argument("--device", default="cpu")
+
+
+def train_config(recipe, args, **settings):
+    """The recipe's TrainConfig with the command line's overrides and any other `settings`."""
     from fromscratch.training.loop import TrainConfig
 
-    quarter = max(1, args.max_steps // 4)
-    return TrainConfig(
-        max_steps=args.max_steps, max_time=args.max_time, lr=args.lr,
-        warmup_steps=warmup_steps, weight_decay=weight_decay, eval_interval=quarter,
-        log_interval=25, checkpoint_interval=quarter, seed=args.seed, device=args.device,
-    )
+    chosen = dict(recipe.train, seed=args.seed, device=args.device, **settings)
+    for name in ("max_steps", "max_time", "lr"):
+        if getattr(args, name) is not None:
+            chosen[name] = getattr(args, name)
+    # a shortened run keeps a fifth of its steps for warmup, so that its learning rate still decays
+    warmup = chosen.get("warmup_steps", TrainConfig.warmup_steps)
+    chosen["warmup_steps"] = min(warmup, chosen["max_steps"] // 5)
+    chosen.setdefault("eval_interval", max(1, chosen["max_steps"] // 4))  # 4 evaluations a run
+    return TrainConfig(**chosen)

@@ -1,6 +1,6 @@
 """`fromscratch gpt train|sample|eval`: decoder-only language models (GPT, GPT-2).
 
-    fromscratch gpt train  --data {shakespeare,pydoc,PATH} [--preset NAME] [--max-time S] --out DIR
+    fromscratch gpt train  --data {shakespeare,pydoc,PATH} [--recipe NAME] [--max-time S] --out DIR
                            [--dtype D] [--ema DECAY] [--grad-checkpointing] [--compile] [--zero]
     torchrun --nproc_per_node=N -m fromscratch gpt train ...     the same, data parallel
     fromscratch gpt sample --ckpt DIR_OR_HUB_NAME [--prompt TEXT] [--temperature T] [--top-k K] ...
@@ -11,11 +11,12 @@ import os
 from pathlib import Path
 
 from fromscratch.commands.common import (
+    add_training_args,
     ema_decay,
     non_negative_float,
-    positive_float,
     positive_int,
     probability,
+    train_config,
     whole_number,
 )
 from fromscratch.errors import UserError
@@ -38,16 +39,17 @@ def cmd_gpt_train(args) -> None:
 
     from fromscratch.data.text import LMBatches, evaluate_lm, load_text, split_train_val
     from fromscratch.language.gpt import GPT, GPTConfig
-    from fromscratch.language.recipes import get_recipe
-    from fromscratch.training.loop import TrainConfig, train
+    from fromscratch.language.recipes import RECIPES
+    from fromscratch.training.loop import train
+    from fromscratch.training.recipes import get_recipe
 
-    recipe = get_recipe(args.preset)
+    recipe = get_recipe(RECIPES, args.recipe)
     out = Path(args.out)
     world_size = int(os.environ.get("WORLD_SIZE", 1))  # set by torchrun
     say = print if int(os.environ.get("RANK", 0)) == 0 else (lambda *a, **k: None)
     torch.manual_seed(args.seed)
     text = load_text(args.data)
-    tokenizer = _make_tokenizer(args.tokenizer or recipe.tokenizer, text)
+    tokenizer = _make_tokenizer(args.tokenizer or recipe.extra["tokenizer"], text)
     ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
     train_ids, val_ids = split_train_val(ids)
     block_size = recipe.model["block_size"]
@@ -58,18 +60,14 @@ def cmd_gpt_train(args) -> None:
 
     config = GPTConfig(vocab_size=tokenizer.vocab_size, **recipe.model)
     model = GPT(config).to(args.device)
-    train_settings = dict(recipe.train, seed=args.seed, device=args.device, dtype=args.dtype,
-                          ema_decay=args.ema, grad_checkpointing=args.grad_checkpointing,
-                          compile=args.compile, zero=args.zero)
-    for name in ("max_steps", "max_time", "lr", "grad_accum"):
-        if getattr(args, name) is not None:
-            train_settings[name] = getattr(args, name)
-    grad_accum = train_settings.get("grad_accum", 1)
+    grad_accum = args.grad_accum or recipe.train.get("grad_accum", 1)
     if grad_accum % world_size:  # each process computes an equal share of a step's micro-batches
-        train_settings["grad_accum"] = -(-grad_accum // world_size) * world_size
-        say(f"{world_size} processes: {train_settings['grad_accum']} micro-batches per step "
-            f"(instead of {grad_accum})")
-    cfg = TrainConfig(**train_settings)
+        shared = -(-grad_accum // world_size) * world_size
+        say(f"{world_size} processes: {shared} micro-batches per step (instead of {grad_accum})")
+        grad_accum = shared
+    cfg = train_config(recipe, args, grad_accum=grad_accum, dtype=args.dtype, ema_decay=args.ema,
+                       grad_checkpointing=args.grad_checkpointing, compile=args.compile,
+                       zero=args.zero)
     batch_size = args.batch_size or recipe.batch_size
     batches = LMBatches(train_ids, block_size, batch_size, seed=args.seed)
 
@@ -81,7 +79,7 @@ def cmd_gpt_train(args) -> None:
         tokenizer.save(directory)
 
     say(
-        f"training {model.num_params() / 1e6:.2f}M-parameter GPT ({args.preset}) on {args.data}: "
+        f"training {model.num_params() / 1e6:.2f}M-parameter GPT ({args.recipe}) on {args.data}: "
         f"{len(train_ids):,} train / {len(val_ids):,} val tokens, vocab {tokenizer.vocab_size}"
     )
     result = train(
@@ -155,19 +153,10 @@ def register(commands) -> None:
 
     p = verbs.add_parser("train", help="train a GPT on a text corpus")
     p.add_argument("--data", required=True, help="shakespeare, pydoc (offline) or a UTF-8 file")
-    p.add_argument("--preset", default="demo", help="recipe: demo, shakespeare-char, ...")
+    add_training_args(p, recipe="demo")  # language/recipes.py: demo, shakespeare-char, ...
     p.add_argument("--tokenizer", help="override the recipe's tokenizer: char, gpt2 or bpe:N")
-    p.add_argument("--out", required=True, help="output folder (a loadable model folder)")
-    p.add_argument("--max-time", type=positive_float, help="stop after this many seconds")
-    p.add_argument("--max-steps", type=positive_int, help="override the recipe's number of steps")
-    p.add_argument("--batch-size", type=positive_int, help="override the recipe's batch size")
     p.add_argument("--grad-accum", type=positive_int,
                    help="micro-batches per step (all processes together under torchrun)")
-    p.add_argument("--lr", type=positive_float, help="override the recipe's peak learning rate")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
-    p.add_argument("--seed", type=whole_number, default=1337)
-    p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="autocast precision; auto = bfloat16 on GPUs (float16 on old ones), "
                    "float32 on CPU")

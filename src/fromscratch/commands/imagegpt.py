@@ -7,27 +7,34 @@
 
 from pathlib import Path
 
-from fromscratch.commands.common import positive_float, positive_int, whole_number
-from fromscratch.commands.vit import add_training_args, train_config
+from fromscratch.commands.common import (
+    add_training_args,
+    positive_float,
+    positive_int,
+    train_config,
+    whole_number,
+)
 from fromscratch.errors import UserError
 
 
 def cmd_imagegpt_train(args) -> None:
     import torch
 
-    from fromscratch.beyond.imagegpt import RECIPE, ImageGPT, ImageGPTConfig
+    from fromscratch.beyond.imagegpt import RECIPES, ImageGPT, ImageGPTConfig
     from fromscratch.data.images import ImageBatches, load_images
     from fromscratch.training.loop import train
+    from fromscratch.training.recipes import get_recipe
 
+    recipe = get_recipe(RECIPES, args.recipe)
     torch.manual_seed(args.seed)
     train_set, test_set = load_images(args.data)
-    model = ImageGPT(ImageGPTConfig(**RECIPE["model"]))
-    batches = ImageBatches(train_set, RECIPE["batch_size"], seed=args.seed,
-                           max_shift=RECIPE["max_shift"])
+    model = ImageGPT(ImageGPTConfig(**recipe.model))
+    batches = ImageBatches(train_set, args.batch_size or recipe.batch_size, seed=args.seed,
+                           **recipe.extra)  # the recipe's shifts
     print(f"training a {model.gpt.num_params() / 1e6:.2f}M-parameter image GPT on {args.data}: "
           f"{len(train_set):,} images of {model.tokenizer.num_tokens} tokens")
     result = train(
-        model, batches, train_config(RECIPE, args), out_dir=Path(args.out),
+        model, batches, train_config(recipe, args), out_dir=Path(args.out),
         evaluate=lambda m: {"test_bits_per_dim": m.bits_per_dim(test_set.x, test_set.y)},
         save_model=lambda m, folder: m.save_pretrained(folder),
         resume=args.resume, overwrite=args.overwrite,

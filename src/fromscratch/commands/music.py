@@ -1,7 +1,7 @@
 """`fromscratch music train|eval|sample`: a transformer over JSB chorale piano rolls.
 
     fromscratch music train  --out DIR [--data FOLDER] [--resolution quarter|16th] [--within-step]
-                             [--nade N]
+                             [--nade N] [--recipe NAME] [--max-steps N] ...
     fromscratch music eval   --ckpt DIR [--data FOLDER] [--split test]
     fromscratch music sample --ckpt DIR -o out.mid [--steps 64] [--temperature 1.0] [--seed 0]
     fromscratch music show   FILE.mid -o roll.png [--steps-per-quarter 1]
@@ -9,8 +9,8 @@
 
 from pathlib import Path
 
-from fromscratch.commands.audio import add_training_args
 from fromscratch.commands.common import (
+    add_training_args,
     non_negative_int,
     positive_float,
     positive_int,
@@ -30,18 +30,21 @@ def _rolls(data, resolution: str):
 
 
 def cmd_music_train(args) -> None:
-    from fromscratch.beyond.music import MusicConfig, evaluate_nll, train_music
+    from fromscratch.beyond.music import RECIPES, MusicConfig, evaluate_nll, train_music
+    from fromscratch.training.recipes import get_recipe
 
+    recipe = get_recipe(RECIPES, args.recipe)
     rolls = _rolls(args.data, args.resolution)
     longest = max(len(r) for split in rolls.values() for r in split)
     config = MusicConfig(block_size=longest + 1, within_step=args.within_step or args.nade > 0,
-                         nade_hidden=args.nade, steps_per_quarter=RESOLUTIONS[args.resolution])
-    cfg = train_config(args, warmup_steps=min(50, args.max_steps // 10), weight_decay=0.1)
+                         nade_hidden=args.nade, steps_per_quarter=RESOLUTIONS[args.resolution],
+                         **recipe.model)
     out = Path(args.out)
     print(f"training on {len(rolls['train'])} chorales ({args.resolution} notes), "
           f"validating on {len(rolls['valid'])}")
-    model, result = train_music(rolls, config, cfg, out_dir=out, seed=args.seed,
-                                batch_size=args.batch_size,
+    model, result = train_music(rolls, config, train_config(recipe, args), out_dir=out,
+                                seed=args.seed, batch_size=args.batch_size or recipe.batch_size,
+                                max_transpose=recipe.extra["max_transpose"],
                                 resume=args.resume, overwrite=args.overwrite)
     test_nll = evaluate_nll(model, rolls["test"])
     print(f"stopped by {result.stopped_by} at step {result.step}; NLL per time step: "
@@ -103,7 +106,6 @@ def register(commands) -> None:
     verbs = music.add_subparsers(dest="verb", required=True)
 
     p = verbs.add_parser("train", help="train on the JSB chorales")
-    p.add_argument("--out", required=True, help="output folder (a loadable model folder)")
     p.add_argument("--data", help="folder holding jsb-chorales-*.json (default: download)")
     p.add_argument("--resolution", choices=list(RESOLUTIONS), default="quarter")
     p.add_argument("--within-step", action="store_true",
@@ -111,7 +113,7 @@ def register(commands) -> None:
     p.add_argument("--nade", type=non_negative_int, default=0, metavar="N",
                    help="chain the keys of a step through a NADE layer of N units as well "
                         "(implies --within-step; 64 in the benchmark)")
-    add_training_args(p, max_steps=1000, batch_size=16, lr=1e-3)
+    add_training_args(p, seed=0)  # beyond/music.py: default
     p.set_defaults(func=cmd_music_train)
 
     p = verbs.add_parser("eval", help="NLL per time step on a split")

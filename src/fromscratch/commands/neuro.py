@@ -20,6 +20,7 @@ A training run refuses an --out folder that holds an earlier run unless --resume
 from pathlib import Path
 
 from fromscratch.commands.common import (
+    add_recipe_argument,
     non_negative_float,
     positive_float,
     positive_int,
@@ -87,8 +88,10 @@ def cmd_simulate(args) -> None:
 
 def cmd_train(args) -> None:
     from fromscratch.neuro.metrics import bits_per_spike
-    from fromscratch.neuro.ndt import train_ndt
+    from fromscratch.neuro.ndt import RECIPES, train_ndt
+    from fromscratch.training.recipes import get_recipe
 
+    recipe = get_recipe(RECIPES, args.recipe)
     spikes, _ = _load(args.data)
     train_set, valid_set = _split(spikes, args.valid_trials)
     n_neurons = spikes.shape[2]
@@ -97,9 +100,10 @@ def cmd_train(args) -> None:
                         f"(the data has {n_neurons} neurons)")
     print(f"training an NDT on {len(train_set)} trials ({n_neurons - args.heldout} held-in, "
           f"{args.heldout} held-out neurons); {len(valid_set)} validation trials")
-    model, result = train_ndt(train_set, args.heldout, valid=valid_set, out_dir=Path(args.out),
-                              max_steps=args.max_steps, max_time=args.max_time, seed=args.seed,
-                              resume=args.resume, overwrite=args.overwrite)
+    model, result = train_ndt(train_set, args.heldout, valid=valid_set, recipe=recipe,
+                              out_dir=Path(args.out), max_steps=args.max_steps,
+                              max_time=args.max_time, seed=args.seed, resume=args.resume,
+                              overwrite=args.overwrite)
     model.save_pretrained(args.out)
     rates = model.infer_rates(valid_set)[:, :, -args.heldout:]
     print(f"stopped by {result.stopped_by} at step {result.step}; validation co-smoothing "
@@ -128,8 +132,10 @@ def cmd_eval(args) -> None:
 def cmd_train_generative(args) -> None:
     import torch
 
-    from fromscratch.neuro.generative import train_generative
+    from fromscratch.neuro.generative import RECIPES, train_generative
+    from fromscratch.training.recipes import get_recipe
 
+    recipe = get_recipe(RECIPES, args.recipe)
     spikes, rates, conditions = _load(args.data, with_conditions=True)
     if args.rates_from:
         from fromscratch.neuro.ndt import NDT
@@ -151,9 +157,9 @@ def cmd_train_generative(args) -> None:
     print(f"training a diffusion model on the rates of {len(train_rates)} trials, "
           f"{n_conditions} condition(s); the last {args.valid_trials} trials are held out")
     _, result = train_generative(train_rates, train_conditions, n_conditions,
-                                 out_dir=Path(args.out), max_steps=args.max_steps,
-                                 max_time=args.max_time, seed=args.seed, resume=args.resume,
-                                 overwrite=args.overwrite)
+                                 recipe=recipe, out_dir=Path(args.out),
+                                 max_steps=args.max_steps, max_time=args.max_time,
+                                 seed=args.seed, resume=args.resume, overwrite=args.overwrite)
     print(f"stopped by {result.stopped_by} at step {result.step}; model in {args.out}")
 
 
@@ -219,6 +225,7 @@ def _bin_size(args) -> float:
 
 def _training_options(p) -> None:
     """The options both training verbs take."""
+    add_recipe_argument(p, "default")  # neuro/ndt.py and neuro/generative.py: default
     p.add_argument("--valid-trials", type=positive_int, default=50)
     p.add_argument("--max-steps", type=positive_int)
     p.add_argument("--max-time", type=positive_float, help="stop after this many seconds")

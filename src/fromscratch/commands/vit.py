@@ -1,69 +1,32 @@
 """`fromscratch vit train|eval`: vision transformers (and the CNN baseline) on MNIST digits.
 
-    fromscratch vit train --out DIR [--data mnist5k|mnist] [--model vit|cnn] [--max-time S] ...
+    fromscratch vit train --out DIR [--data mnist5k|mnist] [--recipe vit|cnn] [--max-time S] ...
     fromscratch vit eval  --ckpt DIR [--data mnist5k|mnist] [--image PNG ...] [--maps PNG]
 """
 
 from pathlib import Path
 
-from fromscratch.commands.common import (
-    positive_float,
-    positive_int,
-    whole_number,
-)
+from fromscratch.commands.common import add_training_args, train_config
 from fromscratch.errors import UserError
-
-
-def add_training_args(p) -> None:
-    """The options every `train` verb of this family shares."""
-    p.add_argument("--out", required=True, help="output folder (a loadable model folder)")
-    p.add_argument("--max-steps", type=positive_int, help="override the recipe's steps")
-    p.add_argument("--max-time", type=positive_float, help="stop after this many seconds")
-    p.add_argument("--lr", type=positive_float, help="override the recipe's peak learning rate")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
-    p.add_argument("--seed", type=whole_number, default=1337)
-    p.add_argument("--device", default="cpu")
-
-
-def train_config(recipe: dict, args):
-    """The recipe's TrainConfig with the command line's overrides."""
-    from fromscratch.training.loop import TrainConfig
-
-    settings = dict(recipe["train"], seed=args.seed, device=args.device)
-    for name in ("max_steps", "max_time", "lr"):
-        if getattr(args, name) is not None:
-            settings[name] = getattr(args, name)
-    # a shortened run keeps a fifth of its steps for warmup, so that its learning rate still decays
-    settings["warmup_steps"] = min(settings["warmup_steps"], settings["max_steps"] // 5)
-    settings["eval_interval"] = max(1, settings["max_steps"] // 4)
-    return TrainConfig(**settings)
 
 
 def cmd_vit_train(args) -> None:
     import torch
 
-    from fromscratch.beyond.vit import (
-        CNN_RECIPE,
-        RECIPE,
-        CNNConfig,
-        SmallCNN,
-        ViT,
-        ViTConfig,
-        accuracy,
-    )
+    from fromscratch.beyond.vit import RECIPES, CNNConfig, SmallCNN, ViT, ViTConfig, accuracy
     from fromscratch.data.images import ImageBatches, load_images
     from fromscratch.training.loop import train
+    from fromscratch.training.recipes import get_recipe
 
+    recipe = get_recipe(RECIPES, args.recipe)
     torch.manual_seed(args.seed)
     train_set, test_set = load_images(args.data)
-    recipe = RECIPE if args.model == "vit" else CNN_RECIPE
-    model = (ViT(ViTConfig(**recipe["model"])) if args.model == "vit"
-             else SmallCNN(CNNConfig(**recipe["model"])))
-    batches = ImageBatches(train_set, recipe["batch_size"], seed=args.seed,
-                           max_shift=recipe["max_shift"], max_degrees=recipe["max_degrees"])
+    model = (SmallCNN(CNNConfig(**recipe.model)) if args.recipe == "cnn"
+             else ViT(ViTConfig(**recipe.model)))
+    batches = ImageBatches(train_set, args.batch_size or recipe.batch_size, seed=args.seed,
+                           **recipe.extra)  # the recipe's shifts and rotations
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"training a {n_params / 1e6:.2f}M-parameter {args.model} on {args.data}: "
+    print(f"training a {n_params / 1e6:.2f}M-parameter {type(model).__name__} on {args.data}: "
           f"{len(train_set):,} train / {len(test_set):,} test images")
     result = train(
         model, batches, train_config(recipe, args), out_dir=Path(args.out),
@@ -122,11 +85,10 @@ def register(commands) -> None:
     vit = commands.add_parser("vit", help="vision transformers on MNIST digits")
     verbs = vit.add_subparsers(dest="verb", required=True)
 
-    p = verbs.add_parser("train", help="train a ViT (or the CNN baseline) on MNIST")
+    p = verbs.add_parser("train", help="train a ViT (or the CNN baseline, --recipe cnn) on MNIST")
     p.add_argument("--data", default="mnist5k", choices=["mnist5k", "mnist"],
                    help="mnist5k: 4,000/1,000 offline split; mnist: full, downloaded once")
-    p.add_argument("--model", default="vit", choices=["vit", "cnn"])
-    add_training_args(p)
+    add_training_args(p, recipe="vit")  # beyond/vit.py: vit, cnn
     p.set_defaults(func=cmd_vit_train)
 
     p = verbs.add_parser("eval", help="test accuracy, or classify image files")

@@ -55,6 +55,7 @@ from fromscratch.folders import load_model, save_model
 from fromscratch.language.gpt import GPTConfig
 from fromscratch.modes import evaluating
 from fromscratch.neuro.ndt import TrialBatches
+from fromscratch.training.recipes import Recipe
 
 MIN_RATE = 1e-4  # counts per bin; rates are clamped here before the log
 
@@ -188,20 +189,24 @@ class ConditionalDenoiser(nn.Module):
 
 
 # The settings the command line, benchmark and lesson train with (benchmarks/neural_data.py).
-RECIPE = dict(
-    model=dict(n_layer=2, n_head=2, n_embd=64, cond_dropout=0.1),
-    batch_size=32,
-    train=dict(max_steps=2000, lr=2e-3, warmup_steps=100, weight_decay=0.0, grad_clip=1.0,
-               ema_decay=0.999, ema_warmup=True),
-)
+RECIPES: dict[str, Recipe] = {
+    "default": Recipe(
+        description="a 2 × 64 conditional denoiser of log rates, with guidance and an EMA",
+        model=dict(n_layer=2, n_head=2, n_embd=64, cond_dropout=0.1),
+        batch_size=32,
+        train=dict(max_steps=2000, lr=2e-3, warmup_steps=100, weight_decay=0.0, grad_clip=1.0,
+                   ema_decay=0.999, ema_warmup=True),
+    ),
+}
 
 
 def train_generative(rates: torch.Tensor, conditions: torch.Tensor, n_conditions: int, *,
-                     out_dir=None, max_steps: int | None = None, max_time: float | None = None,
-                     seed: int = 0, progress: bool = True, resume: bool = False,
-                     overwrite: bool = False, model_overrides: dict | None = None,
-                     evaluate: Callable | None = None, **train_overrides):
-    """Train a ConditionalDenoiser on trials' rates (R, T, N) and conditions (R,) with the RECIPE.
+                     recipe: Recipe = RECIPES["default"], out_dir=None,
+                     max_steps: int | None = None, max_time: float | None = None, seed: int = 0,
+                     progress: bool = True, resume: bool = False, overwrite: bool = False,
+                     model_overrides: dict | None = None, evaluate: Callable | None = None,
+                     **train_overrides):
+    """Train a ConditionalDenoiser on trials' rates (R, T, N) and conditions (R,) with `recipe`.
 
     Returns (model, TrainResult); the model holds the EMA weights, which sample better.
     """
@@ -217,11 +222,11 @@ def train_generative(rates: torch.Tensor, conditions: torch.Tensor, n_conditions
     torch.manual_seed(seed)
     log_rates = rates.clamp_min(MIN_RATE).log()
     config = GenerativeConfig(n_neurons=N, n_bins=T, n_conditions=n_conditions,
-                              **{**RECIPE["model"], **(model_overrides or {})})
+                              **{**recipe.model, **(model_overrides or {})})
     model = ConditionalDenoiser(config, log_rate_mean=log_rates.mean((0, 1)),
                                 log_rate_std=log_rates.std((0, 1)).clamp_min(1e-3))
     x0 = model.standardize(rates)  # (R, T, N)
-    settings = dict(RECIPE["train"], seed=seed, progress=progress, **train_overrides)
+    settings = dict(recipe.train, seed=seed, progress=progress, **train_overrides)
     if max_steps is not None:
         settings["max_steps"] = max_steps
         settings["warmup_steps"] = min(settings["warmup_steps"], max(1, max_steps // 10))
@@ -230,7 +235,7 @@ def train_generative(rates: torch.Tensor, conditions: torch.Tensor, n_conditions
     settings.setdefault("checkpoint_interval", max(1, steps // 4))
     settings.setdefault("log_interval", max(1, min(25, steps // 10)))
     cfg = TrainConfig(max_time=max_time, **settings)
-    result = train(model, TrialBatches((x0, conditions), RECIPE["batch_size"], seed), cfg,
+    result = train(model, TrialBatches((x0, conditions), recipe.batch_size, seed), cfg,
                    out_dir=out_dir, evaluate=evaluate, resume=resume, overwrite=overwrite,
                    save_model=lambda m, folder: m.save_pretrained(folder))
     if result.ema is not None:

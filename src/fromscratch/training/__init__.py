@@ -5,4 +5,5 @@
     distributed.py  data-parallel training under torchrun, and ZeRO-sharded optimizer state
     ema.py          an exponential moving average of the weights
     plots.py        loss curves
+    recipes.py      a track's named settings (`Recipe`), chosen with `--recipe NAME`
 """
