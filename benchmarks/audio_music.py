@@ -41,17 +41,25 @@ def fsdd_recordings():
     return load_fsdd(local if local.is_dir() else None)  # else: download once, then the cache
 
 
-def train_digits(train_recs, test_recs, quick: bool, steps_factor: float = 1.0):
-    """The audio recipe on one split: (test accuracy, training wall seconds, CPU seconds)."""
-    from fromscratch.beyond.audio import RECIPE, AudioConfig, train_classifier
+def recipe_config(recipe, steps: int):
+    """The recipe's TrainConfig for `steps` steps: warmup at most a tenth of them, one
+    evaluation at the end."""
     from fromscratch.training.loop import TrainConfig
 
-    steps = int(RECIPE["max_steps"] * steps_factor) // (5 if quick else 1)
-    cfg = TrainConfig(max_steps=steps, lr=RECIPE["lr"], warmup_steps=min(100, steps // 10),
-                      weight_decay=RECIPE["weight_decay"], eval_interval=steps, progress=False)
+    warmup = min(recipe.train["warmup_steps"], steps // 10)
+    return TrainConfig(**dict(recipe.train, max_steps=steps, warmup_steps=warmup,
+                              eval_interval=steps, progress=False))
+
+
+def train_digits(train_recs, test_recs, quick: bool, steps_factor: float = 1.0):
+    """The audio recipe on one split: (test accuracy, training wall seconds, CPU seconds)."""
+    from fromscratch.beyond.audio import RECIPES, AudioConfig, train_classifier
+
+    recipe = RECIPES["default"]
+    steps = int(recipe.train["max_steps"] * steps_factor) // (5 if quick else 1)
     cpu = time.process_time()
-    _, result = train_classifier(train_recs, test_recs, AudioConfig(), cfg,
-                                 batch_size=RECIPE["batch_size"])
+    _, result = train_classifier(train_recs, test_recs, AudioConfig(**recipe.model),
+                                 recipe_config(recipe, steps), batch_size=recipe.batch_size)
     return result.last("test_accuracy"), result.seconds, time.process_time() - cpu
 
 
@@ -95,21 +103,21 @@ PUBLISHED = {  # Boulanger-Lewandowski, Bengio & Vincent (ICML 2012), JSB test N
 
 
 def jsb_chorales(quick: bool, within_step: bool, nade_hidden: int = 0) -> list[tuple]:
-    from fromscratch.beyond.music import RECIPE, MusicConfig, evaluate_nll, train_music
+    from fromscratch.beyond.music import RECIPES, MusicConfig, evaluate_nll, train_music
     from fromscratch.data.music import load_jsb, to_piano_roll
-    from fromscratch.training.loop import TrainConfig
 
     local = SHARED / "jsb-chorales"
     chorales = load_jsb("quarter", local if local.is_dir() else None)
     rolls = {split: [to_piano_roll(c) for c in cs] for split, cs in chorales.items()}
     longest = max(len(r) for split in rolls.values() for r in split)
-    steps = RECIPE["max_steps"] // (5 if quick else 1)
-    cfg = TrainConfig(max_steps=steps, lr=RECIPE["lr"], warmup_steps=min(50, steps // 10),
-                      weight_decay=RECIPE["weight_decay"], eval_interval=steps, progress=False)
-    config = MusicConfig(block_size=longest + 1, within_step=within_step, nade_hidden=nade_hidden)
+    recipe = RECIPES["default"]
+    steps = recipe.train["max_steps"] // (5 if quick else 1)
+    config = MusicConfig(block_size=longest + 1, within_step=within_step, nade_hidden=nade_hidden,
+                         **recipe.model)
     cpu = time.process_time()
-    model, result = train_music(rolls, config, cfg, batch_size=RECIPE["batch_size"],
-                                max_transpose=RECIPE["max_transpose"])
+    model, result = train_music(rolls, config, recipe_config(recipe, steps),
+                                batch_size=recipe.batch_size,
+                                max_transpose=recipe.extra["max_transpose"])
     cpu = time.process_time() - cpu
     nll = evaluate_nll(model, rolls["test"])
     if nade_hidden and not quick:

@@ -49,11 +49,11 @@ def task(name: str):
     return register
 
 
-def timed_train(model, batches, recipe: dict, quick: bool, evaluate=None):
+def timed_train(model, batches, recipe, quick: bool, evaluate=None):
     """Train with the recipe (a fifth of the steps when quick): (TrainResult, CPU seconds)."""
     from fromscratch.training.loop import TrainConfig, train
 
-    settings = dict(recipe["train"], progress=False)
+    settings = dict(recipe.train, progress=False)
     if quick:
         settings["max_steps"] = max(20, settings["max_steps"] // 5)
     settings["eval_interval"] = settings["max_steps"]  # evaluate once, at the end
@@ -65,15 +65,17 @@ def timed_train(model, batches, recipe: dict, quick: bool, evaluate=None):
 def train_cnn(train_set, test_set, quick: bool, seed: int = 0, steps: int | None = None):
     """The CNN baseline with its recipe (or `steps` steps): (model, test accuracy, wall seconds,
     CPU seconds)."""
-    from fromscratch.beyond.vit import CNN_RECIPE, CNNConfig, SmallCNN, accuracy
+    from dataclasses import replace
+
+    from fromscratch.beyond.vit import RECIPES, CNNConfig, SmallCNN, accuracy
     from fromscratch.data.images import ImageBatches
 
+    recipe = RECIPES["cnn"]
+    if steps is not None:
+        recipe = replace(recipe, train=dict(recipe.train, max_steps=steps))
     torch.manual_seed(seed)
-    cnn = SmallCNN(CNNConfig(**CNN_RECIPE["model"]))
-    batches = ImageBatches(train_set, CNN_RECIPE["batch_size"], seed=seed,
-                           max_shift=CNN_RECIPE["max_shift"], max_degrees=CNN_RECIPE["max_degrees"])
-    recipe = CNN_RECIPE if steps is None else dict(
-        CNN_RECIPE, train=dict(CNN_RECIPE["train"], max_steps=steps))
+    cnn = SmallCNN(CNNConfig(**recipe.model))
+    batches = ImageBatches(train_set, recipe.batch_size, seed=seed, **recipe.extra)
     result, cpu = timed_train(cnn, batches, recipe, quick)
     return cnn, accuracy(cnn, test_set.x, test_set.y), result.seconds, cpu
 
@@ -83,15 +85,15 @@ def train_cnn(train_set, test_set, quick: bool, seed: int = 0, steps: int | None
 # ---------------------------------------------------------------------------------------------
 def train_vit(train_set, quick: bool, teacher=None):
     """The ViT recipe, alone or distilled from `teacher`: (ViT, wall seconds, CPU seconds)."""
-    from fromscratch.beyond.vit import DISTILLATION, RECIPE, Distilled, ViT, ViTConfig
+    from fromscratch.beyond.vit import DISTILLATION, RECIPES, Distilled, ViT, ViTConfig
     from fromscratch.data.images import ImageBatches
 
+    recipe = RECIPES["vit"]
     torch.manual_seed(0)
-    vit = ViT(ViTConfig(**RECIPE["model"]))
-    batches = ImageBatches(train_set, RECIPE["batch_size"], seed=0,
-                           max_shift=RECIPE["max_shift"], max_degrees=RECIPE["max_degrees"])
+    vit = ViT(ViTConfig(**recipe.model))
+    batches = ImageBatches(train_set, recipe.batch_size, seed=0, **recipe.extra)
     trained = vit if teacher is None else Distilled(vit, teacher, **DISTILLATION)
-    result, cpu = timed_train(trained, batches, RECIPE, quick)
+    result, cpu = timed_train(trained, batches, recipe, quick)
     return vit, result.seconds, cpu
 
 
@@ -165,15 +167,16 @@ def vit_distilled(quick: bool) -> list[Row]:
 # ---------------------------------------------------------------------------------------------
 @task("imagegpt")
 def imagegpt_mnist(quick: bool) -> list[Row]:
-    from fromscratch.beyond.imagegpt import RECIPE, ImageGPT, ImageGPTConfig
+    from fromscratch.beyond.imagegpt import RECIPES, ImageGPT, ImageGPTConfig
     from fromscratch.beyond.vit import accuracy
     from fromscratch.data.images import ImageBatches, ImageSet, mnist_5k_split, save_image_grid
 
+    recipe = RECIPES["default"]
     train_set, test_set = mnist_5k_split()
     torch.manual_seed(0)
-    model = ImageGPT(ImageGPTConfig(**RECIPE["model"]))
-    batches = ImageBatches(train_set, RECIPE["batch_size"], seed=0, max_shift=RECIPE["max_shift"])
-    result, cpu = timed_train(model, batches, RECIPE, quick)
+    model = ImageGPT(ImageGPTConfig(**recipe.model))
+    batches = ImageBatches(train_set, recipe.batch_size, seed=0, **recipe.extra)
+    result, cpu = timed_train(model, batches, recipe, quick)
     bpd = model.bits_per_dim(test_set.x, test_set.y)
 
     # The judge: a CNN trained on the images as the model sees them (binary 14×14, enlarged).
@@ -219,13 +222,13 @@ def independent_pixels_bpd(train_bits: torch.Tensor, train_y, test_bits, test_y)
 # ---------------------------------------------------------------------------------------------
 # Arithmetic
 # ---------------------------------------------------------------------------------------------
-def train_arithmetic(op: str, digits: int, reverse: bool, quick: bool, recipe: dict):
+def train_arithmetic(op: str, digits: int, reverse: bool, quick: bool, recipe):
     from fromscratch.beyond import arithmetic as ar
 
     torch.manual_seed(0)
     arithmetic_task = ar.ArithmeticTask(op=op, n_digits=digits, reverse=reverse)
-    model = ar.make_model(arithmetic_task, digits + ar.EXTRA_DIGITS, **recipe["model"])
-    batches = ar.ArithmeticBatches(arithmetic_task, recipe["batch_size"])
+    model = ar.make_model(arithmetic_task, digits + ar.EXTRA_DIGITS, **recipe.model)
+    batches = ar.ArithmeticBatches(arithmetic_task, recipe.batch_size)
     result, cpu = timed_train(model, batches, recipe, quick)
     n = 200 if quick else 1000
     scores = {d: ar.exact_match(model, arithmetic_task, ar.test_pairs(arithmetic_task, d, n))
@@ -234,17 +237,17 @@ def train_arithmetic(op: str, digits: int, reverse: bool, quick: bool, recipe: d
 
 
 def arithmetic_rows(op: str, digits: int, reverse: bool, target: str, quick: bool,
-                    recipe: dict | None = None) -> list[Row]:
-    """Train with `recipe` (default: the addition recipe, `arithmetic.RECIPE`) and score."""
+                    recipe_name: str = "addition") -> list[Row]:
+    """Train with arithmetic.RECIPES[recipe_name] and score."""
     from fromscratch.beyond import arithmetic as ar
 
-    recipe = recipe or ar.RECIPE
+    recipe = ar.RECIPES[recipe_name]
     scores, seconds, cpu = train_arithmetic(op, digits, reverse, quick, recipe)
     name = {"+": "addition", "*": "multiplication"}[op]
     order = "answer reversed" if reverse else "answer in plain order"
-    size = recipe["model"]
-    model = (f"{size['n_layer']} × {size['n_embd']}, {recipe['train']['max_steps']} steps, "
-             f"weight decay {recipe['train']['weight_decay']}")
+    size = recipe.model
+    model = (f"{size['n_layer']} × {size['n_embd']}, {recipe.train['max_steps']} steps, "
+             f"weight decay {recipe.train['weight_decay']}")
     by_digits = ", ".join(f"{d}: {s:.1%}" for d, s in scores.items())
     return [
         Row(f"{digits}-digit {name}, {order} ({model})", "exact match, held-out",
@@ -271,10 +274,8 @@ def arithmetic_multiplication(quick: bool) -> list[Row]:
 
 @task("arithmetic-multiply-recipe")
 def arithmetic_multiplication_recipe(quick: bool) -> list[Row]:
-    from fromscratch.beyond.arithmetic import MULTIPLY_RECIPE
-
     return arithmetic_rows("*", 2, True, "the row above: the addition recipe", quick,
-                           MULTIPLY_RECIPE)
+                           "multiplication")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -134,10 +134,10 @@ def ours_vs_hf() -> list[str]:
     ]
 
 
-def train_run(preset: str, data: Path, out: Path, max_time: float | None) -> dict:
+def train_run(recipe: str, data: Path, out: Path, max_time: float | None) -> dict:
     """`fromscratch gpt train` in its own process; its log, wall time and peak resident memory."""
     cmd = [sys.executable, "-m", "fromscratch", "gpt", "train", "--data", str(data),
-           "--preset", preset, "--out", str(out), "--overwrite"]
+           "--recipe", recipe, "--out", str(out), "--overwrite"]
     if max_time:
         cmd += ["--max-time", str(max_time)]
     env = dict(os.environ, TQDM_DISABLE="1")
@@ -147,7 +147,7 @@ def train_run(preset: str, data: Path, out: Path, max_time: float | None) -> dic
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     if status != 0:
-        raise SystemExit(f"{preset} failed:\n{output}")
+        raise SystemExit(f"{recipe} failed:\n{output}")
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     train_records = [r for r in records if "tokens_per_s" in r]
     return {
@@ -173,7 +173,7 @@ def training_table(data: Path, peak_gflops: float, quick: bool, only: str | None
     if only:
         runs = [run for run in runs if run[0] == only]
     rows = [
-        "| recipe (command: `fromscratch gpt train --preset …`) | target val loss | reached at "
+        "| recipe (command: `fromscratch gpt train --recipe …`) | target val loss | reached at "
         "(s, step) | final val loss | run (s) | tokens/s | MFU | peak memory (MiB) |",
         "|---|---|---|---|---|---|---|---|",
         f"| nanoGPT's own CPU run (its README, a faster machine) | {NANOGPT_LOSS} | "
@@ -181,16 +181,16 @@ def training_table(data: Path, peak_gflops: float, quick: bool, only: str | None
     ]
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for preset, max_time, target in runs:
-            result = train_run(preset, data, Path(tmp) / preset, max_time)
-            results[preset] = result
+        for recipe, max_time, target in runs:
+            result = train_run(recipe, data, Path(tmp) / recipe, max_time)
+            results[recipe] = result
             model = GPT(GPTConfig.from_hf(result["config"]))
             flops = model.flops_per_token() * result["tokens_per_s"]  # per second, training
             reached = first_time_at(result["evals"], target)
             when = f"{reached[1]:.1f} s, {reached[0]}" if reached else "not reached"
             _, run_seconds, final = result["evals"][-1]
             rows.append(
-                f"| {preset} | {target} | {when} | {final:.3f} | {run_seconds:.0f} | "
+                f"| {recipe} | {target} | {when} | {final:.3f} | {run_seconds:.0f} | "
                 f"{result['tokens_per_s']:,.0f} | {flops / 1e9 / peak_gflops:.0%} | "
                 f"{result['peak_mib']:.0f} |"
             )

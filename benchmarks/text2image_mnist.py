@@ -34,7 +34,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from fromscratch.beyond.vit import CNN_RECIPE, CNNConfig, SmallCNN, accuracy
+from fromscratch.beyond import vit
+from fromscratch.beyond.vit import CNNConfig, SmallCNN, accuracy
 from fromscratch.data.images import ImageBatches, mnist_5k_split
 from fromscratch.data.prompts import HELD_OUT_TEMPLATES, fill, training_prompts
 from fromscratch.diffusion.metrics import frechet_distance
@@ -84,14 +85,14 @@ def cpu_and_wall(fn):
 def classifier(train_set, test_set, folder: Path, load: bool, quick: bool) -> SmallCNN:
     if load and (folder / "config.json").is_file():
         return SmallCNN.from_pretrained(folder)
+    recipe = vit.RECIPES["cnn"]
     torch.manual_seed(0)
-    model = SmallCNN(CNNConfig(**CNN_RECIPE["model"]))
-    settings = dict(CNN_RECIPE["train"], seed=0, log_interval=25)
+    model = SmallCNN(CNNConfig(**recipe.model))
+    settings = dict(recipe.train, seed=0, log_interval=25)
     if quick:
         settings["max_steps"] = 30
     settings["eval_interval"] = settings["max_steps"]
-    batches = ImageBatches(train_set, CNN_RECIPE["batch_size"], seed=0,
-                           max_shift=CNN_RECIPE["max_shift"], max_degrees=CNN_RECIPE["max_degrees"])
+    batches = ImageBatches(train_set, recipe.batch_size, seed=0, **recipe.extra)
     train(model, batches, TrainConfig(**settings), overwrite=True)
     model.save_pretrained(folder)
     return model.eval()
@@ -159,7 +160,7 @@ def cpu_seconds_per_step(model: ConditionalDiffusion, batches, repeats: int = 3)
     return (time.process_time() - start) / repeats
 
 
-def pixel_model(train_set, text: PromptEmbeddings, recipe: dict, cpu_budget: float, args):
+def pixel_model(train_set, text: PromptEmbeddings, recipe, cpu_budget: float, args):
     """A pixel-space UNet trained for `cpu_budget` process CPU seconds; its pipeline, steps and
     CPU seconds per step."""
     torch.manual_seed(0)
@@ -167,14 +168,15 @@ def pixel_model(train_set, text: PromptEmbeddings, recipe: dict, cpu_budget: flo
                            .shape[-1], sample_size=28, **PIXEL_UNET))
     model = ConditionalDiffusion(unet, schedule_from_config(SCHEDULE),
                                  text.null_embedding, text.null_mask,
-                                 prediction=recipe["prediction"], cfg_dropout=recipe["cfg_dropout"])
+                                 prediction=recipe.extra["prediction"],
+                                 cfg_dropout=recipe.extra["cfg_dropout"])
     batches = DiffusionBatches(to_model_range(train_set.x), None, train_set.y, text,
-                               recipe["batch_size"], seed=0)
+                               recipe.batch_size, seed=0)
     per_step = cpu_seconds_per_step(model, batches)
     steps = max(2, int(cpu_budget / per_step))
     train_diffusion(model.train(), batches, recipe, out_dir=None, seed=0, max_steps=steps)
     pipe = StableDiffusion(model.unet, PixelSpace(), args.encoder, schedule_from_config(SCHEDULE),
-                           prediction=recipe["prediction"], spacing="trailing")
+                           prediction=recipe.extra["prediction"], spacing="trailing")
     return pipe, steps, per_step
 
 
@@ -286,7 +288,7 @@ def main() -> None:
     print(f"classifier: held-out accuracy {judge_accuracy:.4f} ({judge_cpu:.0f} s CPU)")
     loads.append(os.getloadavg()[0])
 
-    args.encoder = minilm(recipe["max_length"])
+    args.encoder = minilm(recipe.extra["max_length"])
     folder = out / "latent"
     if args.load and is_pipeline(folder) and (folder / "training.json").is_file():
         report = json.loads((folder / "training.json").read_text())
@@ -321,7 +323,7 @@ def main() -> None:
         ConditionalDiffusion(pipe.unet.train(), schedule_from_config(SCHEDULE), text.null_embedding,
                              text.null_mask),
         DiffusionBatches(torch.randn(64, 4, 7, 7), None, torch.arange(64) % 10, text,
-                         recipe["batch_size"]))
+                         recipe.batch_size))
     pipe.unet.eval()
     loads.append(os.getloadavg()[0])
 
@@ -351,7 +353,7 @@ def main() -> None:
         f"| training: VAE {report['steps']} + UNet {report['unet_steps']} steps; wall / "
         f"process CPU | {report['wall_s']:.0f} s / {report['cpu_s']:.0f} s |",
         f"| peak resident memory of the whole run | {peak_gib:.2f} GiB |",
-        f"| latent UNet: CPU s per training step, batch {recipe['batch_size']} | "
+        f"| latent UNet: CPU s per training step, batch {recipe.batch_size} | "
         f"{latent_step_cpu:.3f} |",
         f"| pixel UNet (28×28): CPU s per training step | {pixel_step_cpu:.3f} "
         f"({pixel_step_cpu / latent_step_cpu:.1f}× the latent UNet's) |",

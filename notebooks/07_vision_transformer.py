@@ -33,8 +33,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from fromscratch.beyond.vit import (
-    CNN_RECIPE,
-    RECIPE,
+    RECIPES,
     CNNConfig,
     EncoderBlock,
     SmallCNN,
@@ -158,14 +157,13 @@ if FAST:
                                       patch_size=1, n_layer=1, n_head=2, n_embd=32), 40
 else:
     train_small, test_small = train_set, test_set
-    cnn_config, cnn_steps = CNNConfig(**CNN_RECIPE["model"]), CNN_RECIPE["train"]["max_steps"]
-    vit_config, vit_steps = ViTConfig(**RECIPE["model"]), RECIPE["train"]["max_steps"]
+    cnn_config, cnn_steps = CNNConfig(**RECIPES["cnn"].model), RECIPES["cnn"].train["max_steps"]
+    vit_config, vit_steps = ViTConfig(**RECIPES["vit"].model), RECIPES["vit"].train["max_steps"]
 
 
 def fit(model, recipe, steps):
-    batches = ImageBatches(train_small, recipe["batch_size"], seed=0,
-                           max_shift=recipe["max_shift"], max_degrees=recipe["max_degrees"])
-    settings = dict(recipe["train"], max_steps=steps, warmup_steps=min(steps // 5, 100),
+    batches = ImageBatches(train_small, recipe.batch_size, seed=0, **recipe.extra)  # augmented
+    settings = dict(recipe.train, max_steps=steps, warmup_steps=min(steps // 5, 100),
                     eval_interval=steps, progress=not FAST, max_time=None if FAST else 300.0)
     result = train(model, batches, TrainConfig(**settings),
                    evaluate=lambda m: {"test_accuracy": accuracy(m, test_small.x, test_small.y)})
@@ -176,9 +174,9 @@ def fit(model, recipe, steps):
 
 
 cnn = SmallCNN(cnn_config)
-cnn_losses = fit(cnn, CNN_RECIPE, cnn_steps)
+cnn_losses = fit(cnn, RECIPES["cnn"], cnn_steps)
 vit = ViT(vit_config)
-vit_losses = fit(vit, RECIPE, vit_steps)
+vit_losses = fit(vit, RECIPES["vit"], vit_steps)
 assert vit_losses[-1] < vit_losses[0] and cnn_losses[-1] < cnn_losses[0]
 
 # %% [markdown]

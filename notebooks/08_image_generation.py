@@ -31,7 +31,7 @@ import os
 import matplotlib.pyplot as plt
 import torch
 
-from fromscratch.beyond.imagegpt import RECIPE, ImageGPT, ImageGPTConfig, ImageTokenizer
+from fromscratch.beyond.imagegpt import RECIPES, ImageGPT, ImageGPTConfig, ImageTokenizer
 from fromscratch.data.images import ImageBatches, ImageSet, mnist_5k_split
 from fromscratch.exercises import check, exercise
 from fromscratch.training.loop import TrainConfig, train
@@ -103,7 +103,8 @@ print("tokens of the first digit:", ids[0].tolist())
 # background patch (token 0) mostly follows itself.
 
 # %%
-sizes = dict(n_layer=1, n_head=2, n_embd=32) if FAST else RECIPE["model"]
+recipe = RECIPES["default"]  # the settings `fromscratch imagegpt train` uses
+sizes = dict(n_layer=1, n_head=2, n_embd=32) if FAST else recipe.model
 model = ImageGPT(ImageGPTConfig(**sizes))
 at_init = model.bits_per_dim(test_set.x[:200], test_set.y[:200])
 print(f"bits/dim at initialisation: {at_init:.3f} (ln 26 / (4 ln 2) = {math.log(26) / 4 / math.log(2):.3f})")
@@ -116,11 +117,11 @@ assert abs(at_init - math.log(26) / 4 / math.log(2)) < 0.15
 # image tokens; the one training loop of the library does the rest.
 
 # %%
-steps = 30 if FAST else RECIPE["train"]["max_steps"]
-settings = dict(RECIPE["train"], max_steps=steps, warmup_steps=min(100, steps // 5),
+steps = 30 if FAST else recipe.train["max_steps"]
+settings = dict(recipe.train, max_steps=steps, warmup_steps=min(100, steps // 5),
                 eval_interval=steps, progress=not FAST, max_time=None if FAST else 420.0)
 test_part = ImageSet(test_set.x[::5], test_set.y[::5])  # 200 digits of every class
-result = train(model, ImageBatches(train_set, RECIPE["batch_size"], seed=0), TrainConfig(**settings),
+result = train(model, ImageBatches(train_set, recipe.batch_size, seed=0), TrainConfig(**settings),
                evaluate=lambda m: {"test_bits_per_dim": m.bits_per_dim(test_part.x, test_part.y)})
 final = result.last("test_bits_per_dim")
 print(f"{result.step} steps in {result.seconds:.0f} s: test NLL {final:.3f} bits/dim")

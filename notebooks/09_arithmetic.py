@@ -99,17 +99,18 @@ assert (inputs, targets) == ar.answer_targets(ar.encode("352+067="), ar.encode("
 
 # %%
 digits = 1 if FAST else 3
-sizes = dict(n_layer=1, n_head=2, n_embd=32) if FAST else ar.RECIPE["model"]
+recipe = ar.RECIPES["addition"]  # the settings `fromscratch arithmetic train` uses for '+'
+sizes = dict(n_layer=1, n_head=2, n_embd=32) if FAST else recipe.model
 
 
 def run(reverse: bool):
     task = ar.ArithmeticTask(op="+", n_digits=digits, reverse=reverse)
     torch.manual_seed(0)
     model = ar.make_model(task, digits + ar.EXTRA_DIGITS, **sizes)
-    batches = ar.ArithmeticBatches(task, ar.RECIPE["batch_size"])
+    batches = ar.ArithmeticBatches(task, recipe.batch_size)
     at_init = model.loss(batches(0)).item()
-    steps = 60 if FAST else ar.RECIPE["train"]["max_steps"]
-    settings = dict(ar.RECIPE["train"], max_steps=steps, warmup_steps=min(100, steps // 5),
+    steps = 60 if FAST else recipe.train["max_steps"]
+    settings = dict(recipe.train, max_steps=steps, warmup_steps=min(100, steps // 5),
                     eval_interval=steps, progress=not FAST, max_time=None if FAST else 240.0)
     result = train(model, batches, TrainConfig(**settings))
     n = 100 if FAST else 500
@@ -159,5 +160,6 @@ for d in ds:
 #   3-digit addition and also trains 2-digit multiplication.
 # - `fromscratch arithmetic train --digits 3` and `fromscratch arithmetic eval --ckpt DIR` print
 #   the accuracy-by-digits table for your own runs. `--op '*'` trains multiplication with its
-#   own recipe (`arithmetic.MULTIPLY_RECIPE`): a wider model, 6,000 steps and weight decay 1.0,
-#   because its held-out accuracy stays near zero for thousands of steps before it climbs.
+#   own recipe (`arithmetic.RECIPES["multiplication"]`): a wider model, 6,000 steps and weight
+#   decay 1.0, because its held-out accuracy stays near zero for thousands of steps before it
+#   climbs.

@@ -193,11 +193,12 @@ from fromscratch.training.loop import TrainConfig  # noqa: E402
 train_recs, test_recs = random_split(recordings, 0.2, seed=0)
 if FAST:
     train_recs, test_recs = train_recs[::20], test_recs[::10]
-steps = 15 if FAST else audio.RECIPE["max_steps"]
-cfg = TrainConfig(max_steps=steps, lr=audio.RECIPE["lr"], warmup_steps=min(100, steps // 10),
-                  weight_decay=audio.RECIPE["weight_decay"], eval_interval=steps, progress=False)
-model, result = audio.train_classifier(train_recs, test_recs, audio.AudioConfig(), cfg,
-                                       batch_size=16 if FAST else audio.RECIPE["batch_size"])
+recipe = audio.RECIPES["default"]  # what `fromscratch audio train` uses
+steps = 15 if FAST else recipe.train["max_steps"]
+cfg = TrainConfig(**dict(recipe.train, max_steps=steps, warmup_steps=min(100, steps // 10),
+                         eval_interval=steps, progress=False))
+model, result = audio.train_classifier(train_recs, test_recs, audio.AudioConfig(**recipe.model),
+                                       cfg, batch_size=16 if FAST else recipe.batch_size)
 accuracy = result.last("test_accuracy")
 print(f"{steps} steps, {result.seconds:.0f} s: test accuracy {accuracy:.1%} "
       f"on {len(test_recs)} recordings")

@@ -118,13 +118,14 @@ assert torch.allclose(
     model.loss((roll, torch.ones(1, roll.shape[1]))),
     l11_music_solutions.piano_roll_nll(model(roll)[0], roll[0]), atol=1e-4)
 
-steps = 20 if FAST else music.RECIPE["max_steps"]
+recipe = music.RECIPES["default"]  # what `fromscratch music train` uses
+steps = 20 if FAST else recipe.train["max_steps"]
 data = {k: v[:8] for k, v in rolls.items()} if FAST else rolls
-cfg = TrainConfig(max_steps=steps, lr=music.RECIPE["lr"], warmup_steps=min(50, steps // 10),
-                  weight_decay=music.RECIPE["weight_decay"], eval_interval=steps, progress=False)
-model, result = music.train_music(data, music.MusicConfig(within_step=True), cfg,
-                                  batch_size=8 if FAST else music.RECIPE["batch_size"],
-                                  max_transpose=music.RECIPE["max_transpose"])
+cfg = TrainConfig(**dict(recipe.train, max_steps=steps, warmup_steps=min(50, steps // 10),
+                         eval_interval=steps, progress=False))
+model, result = music.train_music(data, music.MusicConfig(within_step=True, **recipe.model), cfg,
+                                  batch_size=8 if FAST else recipe.batch_size,
+                                  max_transpose=recipe.extra["max_transpose"])
 test_nll = music.evaluate_nll(model, data["test"])
 print(f"{steps} steps, {result.seconds:.0f} s: test NLL {test_nll:.2f} nats per step "
       f"(baseline {baseline:.2f}; RNN-NADE + HF 5.19 in the 2012 paper)")

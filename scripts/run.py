@@ -50,7 +50,7 @@ def ensure_installed(extras: str) -> None:
 def demo() -> None:
     ensure_installed("")
     cli = BIN / "fromscratch"
-    run(cli, "gpt", "train", "--data", "pydoc", "--preset", "demo", "--max-time", "60",
+    run(cli, "gpt", "train", "--data", "pydoc", "--recipe", "demo", "--max-time", "60",
         "--out", "runs/demo", "--overwrite")
     run(cli, "gpt", "sample", "--ckpt", "runs/demo", "--prompt", "The ", "--max-new-tokens", "300",
         "--temperature", "0.7", "--top-k", "20")
