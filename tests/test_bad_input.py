@@ -148,6 +148,8 @@ ROWS = [
     ("checkpoint from a newer version", newer_checkpoint_format, "upgrade fromscratch"),
     ("a pickle instead of safetensors", pickled_weights, "damaged or incomplete"),
     ("only a pickle (pytorch_model.bin)", pickle_only_folder, "has no model.safetensors"),
+    ("unknown recipe", lambda c: c.train(str(c.corpus), "--recipe", "huge"),
+     "choose one of: demo, nanogpt-cpu"),
     ("negative steps", lambda c: c.train(str(c.corpus), "--max-steps", "-5"), "must be > 0"),
     ("zero batch (train)", lambda c: c.train(str(c.corpus), "--batch-size", "0"), "must be > 0"),
     ("zero batch (eval)", lambda c: ["gpt", "eval", "--ckpt", str(c.run), "--data",
