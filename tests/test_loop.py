@@ -19,7 +19,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 from fromscratch import folders
 from fromscratch.data.text import LMBatches, evaluate_lm
 from fromscratch.errors import UserError
-from fromscratch.seeds import micro_batch_seed
+from fromscratch.seeds import LOSS, micro_batch_seed
 from fromscratch.training.checkpoint import load_training_state
 from fromscratch.training.loop import (
     TrainConfig,
@@ -140,7 +140,7 @@ def test_each_micro_batch_draws_from_a_generator_seeded_by_its_step_and_number()
     cfg = config(max_steps=3, grad_accum=2, seed=7)
     train(Drawing(), DATA, cfg)
     expected = [torch.rand((), generator=torch.Generator().manual_seed(
-        micro_batch_seed(7, k, m))).item() for k in range(3) for m in range(2)]
+        micro_batch_seed(7, k, m, LOSS))).item() for k in range(3) for m in range(2)]
     assert draws == expected
 
 

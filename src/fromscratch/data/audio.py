@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from fromscratch.data import DataUnavailable, default_cache_dir
 from fromscratch.errors import UserError
+from fromscratch.seeds import BATCH, micro_batch_seed
 
 FSDD_URL = (
     "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v1.0.10.zip"
@@ -243,8 +244,7 @@ class SpectrogramBatches:
         return spec
 
     def __call__(self, step: int, micro: int = 0):
-        mixed = np.random.SeedSequence([self.seed, step, micro]).generate_state(1, np.uint64)[0]
-        gen = torch.Generator().manual_seed(int(mixed))
+        gen = torch.Generator().manual_seed(micro_batch_seed(self.seed, step, micro, BATCH))
         chosen = torch.randint(len(self.features), (self.batch_size,), generator=gen).tolist()
         specs = [self.features[i] for i in chosen]
         if self.augment:

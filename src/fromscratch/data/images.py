@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from fromscratch.data import default_cache_dir, download
 from fromscratch.errors import UserError
+from fromscratch.seeds import BATCH, micro_batch_seed
 
 SIDE = 28  # MNIST images are 28 × 28 pixels, one channel
 NUM_CLASSES = 10
@@ -273,13 +274,6 @@ def random_shift_rotate(
     return shift_rotate(x, shift.to(x), degrees.to(x))
 
 
-def step_generator(seed: int, step: int, micro: int = 0) -> torch.Generator:
-    """A torch generator seeded by (seed, step, micro), mixed by numpy's SeedSequence so that
-    nearby inputs give unrelated streams (as in `data/text.py`)."""
-    mixed = np.random.SeedSequence([seed, step, micro]).generate_state(1, np.uint64)[0]
-    return torch.Generator().manual_seed(int(mixed))
-
-
 class ImageBatches:
     """batches(step, micro) -> (x, y): a random batch whose content depends only on
     (seed, step, micro), optionally shifted and rotated at random."""
@@ -294,7 +288,7 @@ class ImageBatches:
         self.max_shift, self.max_degrees = max_shift, max_degrees
 
     def __call__(self, step: int, micro: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        generator = step_generator(self.seed, step, micro)
+        generator = torch.Generator().manual_seed(micro_batch_seed(self.seed, step, micro, BATCH))
         idx = torch.randint(0, len(self.data), (self.batch_size,), generator=generator)
         x = self.data.x[idx]  # (B, 1, H, W)
         if self.max_shift > 0 or self.max_degrees > 0:

@@ -14,12 +14,12 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from fromscratch.beyond.midi import LOWEST_PITCH
 from fromscratch.data import default_cache_dir, download
 from fromscratch.errors import UserError
+from fromscratch.seeds import BATCH, micro_batch_seed
 
 N_KEYS = 88
 JSB_COMMIT = "9a7f733ddb4ed91f48da64ac7f0f621c34aadd4d"
@@ -116,8 +116,7 @@ class ChoraleBatches:
         self.max_transpose = max_transpose
 
     def __call__(self, step: int, micro: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        mixed = np.random.SeedSequence([self.seed, step, micro]).generate_state(1, np.uint64)[0]
-        gen = torch.Generator().manual_seed(int(mixed))
+        gen = torch.Generator().manual_seed(micro_batch_seed(self.seed, step, micro, BATCH))
         chosen = torch.randint(len(self.rolls), (self.batch_size,), generator=gen).tolist()
         shifts = torch.randint(-self.max_transpose, self.max_transpose + 1,
                                (self.batch_size,), generator=gen).tolist()

@@ -12,12 +12,13 @@ exactly the batches an uninterrupted run would have seen.
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from fromscratch.data import default_cache_dir, download
 from fromscratch.errors import UserError
+from fromscratch.modes import evaluating
+from fromscratch.seeds import BATCH, micro_batch_seed
 
 SHAKESPEARE_URL = (
     "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
@@ -105,9 +106,7 @@ class LMBatches:
         self.seed = seed
 
     def __call__(self, step: int, micro: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        # Mix (seed, step, micro) into one 64-bit seed; SeedSequence makes nearby inputs unrelated.
-        mixed = np.random.SeedSequence([self.seed, step, micro]).generate_state(1, np.uint64)[0]
-        generator = torch.Generator().manual_seed(int(mixed))
+        generator = torch.Generator().manual_seed(micro_batch_seed(self.seed, step, micro, BATCH))
         n_starts = len(self.ids) - self.block_size  # a window starting at s needs ids[s + T]
         starts = torch.randint(n_starts, (self.batch_size,), generator=generator)  # (B,)
         positions = starts[:, None] + torch.arange(self.block_size)  # (B, T)
@@ -135,7 +134,6 @@ def iter_eval_windows(
         yield ids[start : start + rest][None], ids[start + 1 : start + 1 + rest][None]  # (1, rest)
 
 
-@torch.no_grad()
 def evaluate_lm(
     model: torch.nn.Module, ids: torch.Tensor, block_size: int, batch_size: int
 ) -> float:
@@ -144,16 +142,12 @@ def evaluate_lm(
     Every token but the first is predicted exactly once, so this is the exact loss of the split,
     not an estimate from a few random batches:  L = -(1/(N-1)) Σ_i log p(ids[i+1] | window).
     """
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     total_nll, total_tokens = 0.0, 0
-    try:
+    with evaluating(model):
         for x, y in iter_eval_windows(ids, block_size, batch_size):
             logits = model(x.to(device)).float()  # (b, t, V)
             nll = F.cross_entropy(logits.flatten(0, 1), y.to(device).flatten(), reduction="sum")
             total_nll += nll.item()
             total_tokens += y.numel()
-    finally:
-        model.train(was_training)
     return total_nll / total_tokens

@@ -30,6 +30,7 @@ from fromscratch.diffusion.losses import dsm_loss, flow_matching_loss
 from fromscratch.diffusion.sde import expand_like
 from fromscratch.diffusion.targets import KINDS, convert
 from fromscratch.errors import UserError
+from fromscratch.seeds import BATCH, micro_batch_seed
 from fromscratch.training.loop import TrainConfig, TrainResult, train
 
 
@@ -116,11 +117,12 @@ def train_toy(model: nn.Module, dataset: str = "eight_gaussians", *, steps: int 
               max_time: float | None = None) -> TrainResult:
     """Train a ToyDiffusion or ToyFlow on fresh draws of a toy data set with `train`.
 
-    Batch k is drawn with seed (seed, k), so a run is reproducible and resumable. With
-    `ema_decay`, the averaged weights are copied into `model` at the end (they sample better).
+    Batch k is drawn from micro_batch_seed(seed, k, 0, BATCH), so a run is reproducible and
+    resumable. With `ema_decay`, the averaged weights are copied into `model` at the end (they
+    sample better).
     """
     def batches(step: int, micro: int) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        gen = torch.Generator().manual_seed(micro_batch_seed(seed, step, micro, BATCH))
         return sample_toy(dataset, batch_size, gen)
 
     cfg = TrainConfig(max_steps=steps, lr=lr, warmup_steps=min(100, steps // 10),

@@ -54,6 +54,8 @@ from fromscratch.language.lora import (
     merge_lora,
     save_adapters,
 )
+from fromscratch.modes import evaluating
+from fromscratch.seeds import BATCH, micro_batch_seed
 from fromscratch.training.loop import TrainConfig, TrainResult, train
 
 HEAD_FILE = "head.safetensors"
@@ -113,8 +115,9 @@ class ClassificationBatches:
     similar length.
 
     The texts are tokenized once. Each epoch draws a permutation from a generator seeded with
-    (seed, epoch), cuts it into pools of `pool` batches, sorts each pool by length, cuts the
-    pools into batches and shuffles the batches. A batch then pads to about its own texts'
+    micro_batch_seed(seed, epoch, 0, BATCH) (seeds.py; the epoch stands in for the step), cuts
+    it into pools of `pool` batches, sorts each pool by length, cuts the pools into batches and
+    shuffles the batches. A batch then pads to about its own texts'
     length (SMS: 25 tokens on average, instead of the ~60 of the longest text in a random
     batch), which saves more than half the compute, while the batches stay random.
     Batch number n = step · grad_accum + micro is batch n mod per_epoch of epoch n // per_epoch,
@@ -140,7 +143,7 @@ class ClassificationBatches:
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """The example indices of each batch of `epoch`, in training order."""
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        generator = torch.Generator().manual_seed(micro_batch_seed(self.seed, epoch, 0, BATCH))
         order = torch.randperm(len(self.ids), generator=generator).tolist()
         order = order[: self.per_epoch * self.batch_size]  # full batches only
         size = self.batch_size * self.pool
@@ -165,7 +168,6 @@ class ClassificationBatches:
 # ---------------------------------------------------------------------------------------------
 # Predictions and metrics
 # ---------------------------------------------------------------------------------------------
-@torch.no_grad()
 def predict_logits(model: BertClassifier, tokenizer, texts: list[str], *, max_length: int = 128,
                    batch_size: int = 64, embed: bool = False) -> torch.Tensor:
     """Logits (N, K) of `texts` in eval mode (or the pooled vectors (N, C) if embed=True).
@@ -173,17 +175,16 @@ def predict_logits(model: BertClassifier, tokenizer, texts: list[str], *, max_le
     Texts are batched by length (sorted), so each batch pads only to similar lengths; the rows
     come back in the order of `texts`.
     """
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     ids = [tokenizer.encode(text, max_length=max_length)[0] for text in texts]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     outputs = []
-    for start in range(0, len(order), batch_size):
-        batch = pad_batch([ids[i] for i in order[start : start + batch_size]], tokenizer.pad_id)
-        args = (batch["input_ids"].to(device), batch["attention_mask"].to(device))
-        outputs.append(model.embed(*args) if embed else model(*args))
-    model.train(was_training)
+    with evaluating(model):
+        for start in range(0, len(order), batch_size):
+            batch = pad_batch([ids[i] for i in order[start : start + batch_size]],
+                              tokenizer.pad_id)
+            args = (batch["input_ids"].to(device), batch["attention_mask"].to(device))
+            outputs.append(model.embed(*args) if embed else model(*args))
     if not outputs:
         return torch.empty(0, model.classifier.out_features)
     result = torch.cat(outputs)

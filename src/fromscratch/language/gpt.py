@@ -36,6 +36,7 @@ from fromscratch.folders import (
     write_json,
     write_tensors,
 )
+from fromscratch.modes import evaluating
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,7 +324,6 @@ class GPT(nn.Module):
         L, C = self.config.n_layer, self.config.n_embd
         return 6 * self.num_params() + 12 * L * C * T
 
-    @torch.no_grad()
     def generate(
         self,
         idx,
@@ -352,9 +352,7 @@ class GPT(nn.Module):
         block_size = self.config.block_size
         max_len = min(block_size, idx.shape[1] + max_new_tokens)
         cache = KVCache(self.config.n_layer, max_len) if use_cache else None
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             for _ in range(max_new_tokens):
                 if cache is not None and idx.shape[1] <= block_size:
                     new_tokens = idx[:, cache.length :]  # the whole prompt, then one at a time
@@ -363,8 +361,6 @@ class GPT(nn.Module):
                     logits = self(idx[:, -block_size:], last_only=True)  # (B, 1, V)
                 next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)
                 idx = torch.cat([idx, next_id], dim=1)  # (B, T + 1)
-        finally:
-            self.train(was_training)
         return idx
 
     # -----------------------------------------------------------------------------------------

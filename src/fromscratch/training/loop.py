@@ -22,9 +22,9 @@ is written after the 100th update (its loss is the mean of the losses those upda
 from), and a checkpoint at step 100 resumes with k = 100.
 
 Randomness: before micro-batch m of step k, torch's generator is seeded with
-micro_batch_seed(seed, k, m) (seeds.py, the rule the batch sources follow too), so dropout masks
-and noise drawn inside `model.loss` depend on the step and micro-batch only: a resumed run and a
-run split over several processes draw the same numbers as one whole run.
+micro_batch_seed(seed, k, m, LOSS) (seeds.py; the batch sources follow the same rule), so dropout
+masks and noise drawn inside `model.loss` depend on the step and micro-batch only: a resumed run
+and a run split over several processes draw the same numbers as one whole run.
 
 Scale (each a TrainConfig field; lesson notebooks/22_training_at_scale.py explains them):
   data parallel   under `torchrun --nproc_per_node=N`, each process computes its share of every
@@ -62,7 +62,7 @@ from tqdm import tqdm
 from fromscratch.errors import UserError
 from fromscratch.folders import write_bytes
 from fromscratch.modes import evaluating
-from fromscratch.seeds import micro_batch_seed
+from fromscratch.seeds import LOSS, micro_batch_seed
 from fromscratch.training import distributed
 from fromscratch.training.checkpoint import (
     CHECKPOINTS,
@@ -273,7 +273,7 @@ def train_step(
         group["lr"] = lr_at(step, cfg)
     step_loss = torch.zeros((), device=device)
     for i, micro in enumerate(micros):
-        torch.manual_seed(micro_batch_seed(cfg.seed, step, micro))  # dropout, noise: by (k, m)
+        torch.manual_seed(micro_batch_seed(cfg.seed, step, micro, LOSS))  # dropout, noise
         batch = _to_device(batches(step, micro), device)
         # DDP all-reduces gradients in backward; only the last micro-batch needs it.
         last = i == len(micros) - 1
