@@ -47,6 +47,7 @@ import regex
 from tqdm import tqdm
 
 from fromscratch.errors import UserError
+from fromscratch.folders import write_bytes
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -445,14 +446,12 @@ class BPETokenizer:
         directory.mkdir(parents=True, exist_ok=True)
         id_of_text = {_token_text(token): i for i, token in sorted(self.vocab.items())}
         id_of_text.update(self.special_tokens)
-        (directory / "vocab.json").write_text(
-            json.dumps(id_of_text, ensure_ascii=False), encoding="utf-8"
-        )
+        write_bytes(directory / "vocab.json", json.dumps(id_of_text, ensure_ascii=False).encode())
         lines = [MERGES_HEADER]
         lines += [
             f"{_token_text(self.vocab[a])} {_token_text(self.vocab[b])}" for a, b in self.merges
         ]
-        (directory / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_bytes(directory / "merges.txt", ("\n".join(lines) + "\n").encode())
         config = {
             "tokenizer_class": "GPT2Tokenizer",
             "added_tokens_decoder": {
@@ -460,9 +459,8 @@ class BPETokenizer:
                 for name, i in self.special_tokens.items()
             },
         }
-        (directory / "tokenizer_config.json").write_text(
-            json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8"
-        )
+        write_bytes(directory / "tokenizer_config.json",
+                    json.dumps(config, ensure_ascii=False, indent=2).encode())
 
     @classmethod
     def load(cls, directory: str | Path) -> "BPETokenizer":

@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 from fromscratch.errors import UserError
+from fromscratch.folders import write_bytes
 
 FILENAME = "tokenizer.json"
 
@@ -64,7 +65,7 @@ class CharTokenizer:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         content = {"type": "char", "chars": self.chars}
-        (directory / FILENAME).write_text(json.dumps(content, ensure_ascii=False), encoding="utf-8")
+        write_bytes(directory / FILENAME, json.dumps(content, ensure_ascii=False).encode())
 
     @classmethod
     def load(cls, directory: str | Path) -> "CharTokenizer":

@@ -24,6 +24,7 @@ import regex
 import torch
 
 from fromscratch.errors import UserError
+from fromscratch.folders import write_bytes, write_json
 from fromscratch.tokenizers.bpe import BYTE_TO_UNICODE, MERGES_HEADER, UNICODE_TO_BYTE
 
 START, END = "<|startoftext|>", "<|endoftext|>"
@@ -92,14 +93,14 @@ class CLIPTokenizer:
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         merges = sorted(self.ranks, key=self.ranks.get)
-        (folder / "vocab.json").write_text(json.dumps(self.vocab, ensure_ascii=False), "utf-8")
-        (folder / "merges.txt").write_text(
-            "\n".join([MERGES_HEADER] + [f"{a} {b}" for a, b in merges]) + "\n", "utf-8")
+        write_bytes(folder / "vocab.json", json.dumps(self.vocab, ensure_ascii=False).encode())
+        write_bytes(folder / "merges.txt",
+                    ("\n".join([MERGES_HEADER] + [f"{a} {b}" for a, b in merges]) + "\n").encode())
         id_to_token = {i: t for t, i in self.vocab.items()}
-        (folder / "tokenizer_config.json").write_text(json.dumps({
+        write_json(folder / "tokenizer_config.json", {
             "tokenizer_class": "CLIPTokenizer", "model_max_length": self.model_max_length,
             "bos_token": START, "eos_token": END, "pad_token": id_to_token[self.pad_id],
-            "unk_token": id_to_token[self.unk_id]}), "utf-8")
+            "unk_token": id_to_token[self.unk_id]})
 
     # --- text → tokens ------------------------------------------------------------------------
     def bpe(self, word: str) -> list[str]:

@@ -47,6 +47,7 @@ import torch
 from tqdm import tqdm
 
 from fromscratch.errors import UserError
+from fromscratch.folders import write_bytes, write_json
 from fromscratch.tokenizers.bpe import merge
 
 VOCAB_FILE = "vocab.txt"
@@ -331,9 +332,9 @@ class WordPieceTokenizer:
         """Write vocab.txt and tokenizer_config.json into `directory`."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / VOCAB_FILE).write_text("".join(t + "\n" for t in self.vocab), encoding="utf-8")
+        write_bytes(directory / VOCAB_FILE, "".join(t + "\n" for t in self.vocab).encode())
         config = {"tokenizer_class": "BertTokenizer", "do_lower_case": self.lowercase}
-        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        write_json(directory / CONFIG_FILE, config)
 
     @classmethod
     def train(
