@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from fromscratch.data.text import LMBatches, evaluate_lm, load_text, split_train_val
 from fromscratch.exercises import check, exercise
 from fromscratch.language.gpt import GPT, GPTConfig
+from fromscratch.seeds import LOSS, micro_batch_seed  # noqa: F401 (the train_step exercise)
 from fromscratch.tokenizers import CharTokenizer
 from fromscratch.training.loop import TrainConfig, lr_at, train
 
@@ -226,6 +227,32 @@ plt.show()
 # backward pass, gradient clipping (the gradient's norm is capped at 1, so that one unlucky batch
 # can't throw the weights far), an AdamW step at the scheduled learning rate; every
 # `eval_interval` steps, the validation loss.
+#
+# ### Exercise: one training step
+#
+# Write optimizer step $k$ the way `train` makes it (it is `train_step` in
+# `src/fromscratch/training/loop.py`): set every parameter group's learning rate to
+# $\eta_k$ = `lr_at(k, cfg)`; for each of the `cfg.grad_accum` micro-batches $m$, seed torch's
+# generator with `micro_batch_seed(cfg.seed, k, m, LOSS)` (dropout then draws the same masks
+# whenever step $k$ is run), compute `model.loss(batches(k, m))` and backpropagate it divided by
+# `grad_accum` (the gradients of the micro-batches add up); clip the gradient norm to
+# `cfg.grad_clip`; take the optimizer step; zero the gradients. `check` trains a tiny GPT for a
+# few steps with your step and with the library's, from the same weights and batches, and
+# compares the weights.
+
+
+# %%
+@exercise("train_step")
+def train_step(model, optimizer, batches, step, cfg):
+    # TODO: for group in optimizer.param_groups: group["lr"] = lr_at(step, cfg).
+    # For m in range(cfg.grad_accum): torch.manual_seed(micro_batch_seed(cfg.seed, step, m, LOSS));
+    # (model.loss(batches(step, m)) / cfg.grad_accum).backward().
+    # Then torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip), optimizer.step(),
+    # optimizer.zero_grad(). Return the step's mean loss.
+    raise NotImplementedError
+
+
+check("train_step", train_step)
 
 
 # %%

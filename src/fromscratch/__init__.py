@@ -8,7 +8,8 @@ The package has five parts, in the order of the curriculum, and the pieces they 
     stable_diffusion/  UNet, VAE, text encoders, the text-to-image pipeline
     neuro/             spikes, the Neural Data Transformer, generative models of trials
 
-    tokenizers/  attention.py  training/  folders.py  data/  exercises/  commands/  cli.py
+    tokenizers/  attention.py  seeds.py  modes.py  training/  folders.py  data/  exercises/
+    commands/  cli.py
 
 The main names are here too, `from fromscratch import GPT, train`, imported the first time they are
 used: `import fromscratch` itself imports no torch.

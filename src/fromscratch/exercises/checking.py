@@ -4,6 +4,8 @@ An `Exercise` bundles a prompt, a reference solution, a generator of test cases 
 inputs in several shapes, plus edge cases such as T = 1) and a list of `Mistake`s. A mistake is a
 common wrong answer written as code: `wrong(*args)` computes what that mistake would return, so
 when the learner's output equals it we can name the mistake instead of just saying "wrong".
+An exercise whose answer shows only after many calls (a training step) has a `run`: the output
+compared is then run(fn, *args), e.g. the weights after fn has made several steps.
 
 Diagnosis order, on the first case where the learner's output differs from the reference:
 the exercise's own mistakes, then generic ones (wrong type, wrong shape, wrong dtype, NaN or inf,
@@ -53,6 +55,11 @@ class Exercise:
     mistakes: tuple[Mistake, ...] = ()
     nan_hint: str = "your output has NaN or inf where the answer is finite."
     error_hints: tuple[tuple[str, str], ...] = ()  # (text in the exception message, hint)
+    run: Callable | None = None  # run(fn, *args) -> the output to compare; None: fn(*args)
+
+    def output(self, fn: Callable, args: tuple):
+        """What `fn` gives on a case's args: fn(*args), or run(fn, *args)."""
+        return fn(*args) if self.run is None else self.run(fn, *args)
 
 
 @dataclass(frozen=True)
@@ -129,10 +136,10 @@ def check(name: str, fn: Callable, *, seed: int | None = None) -> CheckResult:
 
     outcomes = []  # (case, got, expected) for every case; got is Raised(...) if fn raised
     for case in cases:
-        expected = ex.reference(*copy.deepcopy(case.args))
+        expected = ex.output(ex.reference, copy.deepcopy(case.args))
         learner_args = copy.deepcopy(case.args)
         try:
-            got = fn(*learner_args)
+            got = ex.output(fn, learner_args)
         except NotImplementedError:
             return _verdict(
                 ex,
@@ -233,7 +240,7 @@ def _likeliest_mistake(ex: Exercise, outcomes: list, failures: list) -> tuple[Mi
     """
     best, best_count, best_case = None, 0, failures[0][0]
     for mistake in ex.mistakes:
-        reproduced = [case for case, got, _ in outcomes if _reproduces(mistake, case, got)]
+        reproduced = [case for case, got, _ in outcomes if _reproduces(ex, mistake, case, got)]
         failing = [
             case
             for case, got, _ in failures
@@ -244,10 +251,10 @@ def _likeliest_mistake(ex: Exercise, outcomes: list, failures: list) -> tuple[Mi
     return best, best_case
 
 
-def _reproduces(mistake: Mistake, case: Case, got) -> bool:
+def _reproduces(ex: Exercise, mistake: Mistake, case: Case, got) -> bool:
     """Does making `mistake` on `case` give `got` (or raise the same kind of error)?"""
     try:
-        wrong = mistake.wrong(*copy.deepcopy(case.args))
+        wrong = ex.output(mistake.wrong, copy.deepcopy(case.args))
     except Exception as err:
         return isinstance(got, Raised) and type(got.error) is type(err)
     return not isinstance(got, Raised) and _same(got, wrong)
