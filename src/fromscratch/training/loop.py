@@ -257,8 +257,9 @@ def train_step(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Optimizer step k = `step` (the equations at the top of this file).
 
-    Returns the step's loss (its mean over the micro-batches) and the gradient norm before
-    clipping (None with clipping off), both left on the device: reading them waits for the GPU.
+    Returns the step's loss (its mean over the micro-batches; under DDP this process's share,
+    the shares adding up to the mean) and the gradient norm before clipping (None with clipping
+    off), both left on the device: reading them waits for the GPU.
     By hand, on one device: `train_step(model, make_optimizer(model, cfg), batches, k, cfg)`.
     The keywords are what `train` adds at scale: this process's share of the micro-batches, the
     loss through DDP (which averages gradients across processes) or torch.compile, the DDP
@@ -346,7 +347,7 @@ class RunState:
     items: int = 0  # tokens or examples since the last log record, for the speed
     unit: str = "items"
     start: float = field(default_factory=time.perf_counter)
-    last_log: float = 0.0  # when the speed's interval began: the last log record, less pauses
+    last_log: float = field(init=False)  # when the speed's interval began (less any pauses)
 
     def __post_init__(self):
         self.last_log = self.start
