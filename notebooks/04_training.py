@@ -244,11 +244,8 @@ plt.show()
 # %%
 @exercise("train_step")
 def train_step(model, optimizer, batches, step, cfg):
-    # TODO: for group in optimizer.param_groups: group["lr"] = lr_at(step, cfg).
-    # For m in range(cfg.grad_accum): torch.manual_seed(micro_batch_seed(cfg.seed, step, m, LOSS));
-    # (model.loss(batches(step, m)) / cfg.grad_accum).backward().
-    # Then torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip), optimizer.step(),
-    # optimizer.zero_grad(). Return the step's mean loss.
+    # TODO: lr of step k into every group; per micro-batch: seed, loss / grad_accum, backward;
+    # then clip, step, zero the gradients. Return the step's mean loss.
     raise NotImplementedError
 
 
