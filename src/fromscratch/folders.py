@@ -254,3 +254,14 @@ def load_model(model_class, config_class, folder: str | os.PathLike, model_type:
                         "the model again") from err
     load_state(model, read_tensors(folder / WEIGHTS), folder)
     return model.eval()
+
+
+def load_diffusers(model_class, config_from_diffusers, folder: str | os.PathLike, what: str):
+    """The model of a diffusers folder (config.json + diffusion_pytorch_model.safetensors), in
+    eval mode: `config_from_diffusers` turns diffusers' config into ours, which builds
+    model_class; `what` (e.g. "UNet") names the folder in errors."""
+    folder = Path(folder)
+    advice = f"give a diffusers {what} folder (as save_diffusers writes)"
+    model = model_class(config_from_diffusers(read_config(folder, advice=advice)))
+    load_state(model, read_tensors(folder / DIFFUSERS_WEIGHTS, advice=advice), folder)
+    return model.eval()

@@ -36,9 +36,7 @@ from fromscratch.errors import UserError
 from fromscratch.folders import (
     CONFIG,
     DIFFUSERS_WEIGHTS,
-    load_state,
-    read_config,
-    read_tensors,
+    load_diffusers,
     write_json,
     write_tensors,
 )
@@ -458,11 +456,7 @@ class UNet(nn.Module):
     @classmethod
     def from_diffusers(cls, path: str | Path) -> "UNet":
         """Read a diffusers `UNet2DConditionModel` folder (config.json + safetensors weights)."""
-        folder = Path(path)
-        advice = "give a diffusers UNet folder (as save_diffusers writes)"
-        model = cls(config_from_diffusers(read_config(folder, advice=advice)))
-        load_state(model, read_tensors(folder / DIFFUSERS_WEIGHTS, advice=advice), folder)
-        return model.eval()
+        return load_diffusers(cls, config_from_diffusers, path, "UNet")
 
     def save_diffusers(self, path: str | Path) -> None:
         """Write a folder that `UNet2DConditionModel.from_pretrained` reads (atomically per file:

@@ -28,9 +28,7 @@ from fromscratch.errors import UserError
 from fromscratch.folders import (
     CONFIG,
     DIFFUSERS_WEIGHTS,
-    load_state,
-    read_config,
-    read_tensors,
+    load_diffusers,
     write_json,
     write_tensors,
 )
@@ -239,11 +237,7 @@ class AutoencoderKL(nn.Module):
     @classmethod
     def from_diffusers(cls, path: str | Path) -> "AutoencoderKL":
         """Read a diffusers `AutoencoderKL` folder (config.json + safetensors weights)."""
-        folder = Path(path)
-        advice = "give a diffusers AutoencoderKL folder (as save_diffusers writes)"
-        model = cls(config_from_diffusers(read_config(folder, advice=advice)))
-        load_state(model, read_tensors(folder / DIFFUSERS_WEIGHTS, advice=advice), folder)
-        return model.eval()
+        return load_diffusers(cls, config_from_diffusers, path, "AutoencoderKL")
 
     def save_diffusers(self, path: str | Path) -> None:
         """Write a folder `AutoencoderKL.from_pretrained` reads (weights first, then config)."""
