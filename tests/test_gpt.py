@@ -14,6 +14,7 @@ from fromscratch.language.gpt import (
     PRESETS,
     GPTConfig,
     KVCache,
+    min_p_filter,
     sample_next,
     top_k_filter,
     top_p_filter,
@@ -169,6 +170,15 @@ def test_top_p_hand_computed():
     assert torch.isfinite(top_p_filter(probs.log(), 1.0)).all()
 
 
+def test_min_p_keeps_tokens_above_a_fraction_of_the_top_probability():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.25, 0.25, 0.25, 0.25]])
+    kept = torch.isfinite(min_p_filter(probs.log(), 0.5))
+    # row 0: the bar is 0.5 · 0.5 = 0.25, so 0.3 stays and 0.15 goes; row 1: all equal, all stay
+    assert kept.tolist() == [[True, True, False, False], [True, True, True, True]]
+    assert torch.isfinite(min_p_filter(probs.log(), 0.0)).all()
+    assert torch.isfinite(min_p_filter(probs.log(), 1.0)).sum(dim=-1).tolist() == [1, 4]
+
+
 def test_sample_next_greedy_and_empirical_frequencies():
     logits = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log()
     assert sample_next(logits, temperature=0).tolist() == [[0]]
@@ -187,7 +197,8 @@ def test_sample_next_greedy_and_empirical_frequencies():
 def test_sampling_argument_errors():
     model = tiny_model()
     idx = random_ids(1, 4)
-    for bad in (dict(temperature=-1.0), dict(top_k=0), dict(top_p=0.0), dict(top_p=1.5)):
+    for bad in (dict(temperature=-1.0), dict(top_k=0), dict(top_p=0.0), dict(top_p=1.5),
+                dict(min_p=-0.1), dict(min_p=1.5)):
         with pytest.raises(UserError):
             model.generate(idx, 3, **bad)
     with pytest.raises(UserError, match="at least one token"):
@@ -202,6 +213,7 @@ def test_sampling_argument_errors():
     [
         (5, 8, dict(temperature=0.0)),  # greedy, inside block_size
         (5, 8, dict(temperature=0.9, top_k=20, top_p=0.9)),
+        (5, 8, dict(temperature=1.0, min_p=0.1)),
         (5, 30, dict(temperature=0.0)),  # past block_size (16): the window slides
         (3, 30, dict(temperature=1.2, top_k=10)),
         (20, 6, dict(temperature=1.0)),  # prompt already longer than block_size

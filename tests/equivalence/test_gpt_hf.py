@@ -13,12 +13,19 @@ transformers = pytest.importorskip("transformers")
 import huggingface_hub.constants  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 from transformers.generation.logits_process import (  # noqa: E402
+    MinPLogitsWarper,
     TopKLogitsWarper,
     TopPLogitsWarper,
 )
 
 from fromscratch.errors import UserError  # noqa: E402
-from fromscratch.language.gpt import GPT, GPTConfig, top_k_filter, top_p_filter  # noqa: E402
+from fromscratch.language.gpt import (  # noqa: E402
+    GPT,
+    GPTConfig,
+    min_p_filter,
+    top_k_filter,
+    top_p_filter,
+)
 
 CONFIGS = [  # (vocab_size, block_size, n_layer, n_head, n_embd)
     (100, 16, 2, 4, 32),
@@ -128,12 +135,13 @@ def test_greedy_generation_matches_hf(tmp_path, dims):
     assert torch.equal(ours.generate(prompt, new, temperature=0), theirs)
 
 
-def test_sampling_matches_hf_with_the_same_seed(tmp_path):
+@pytest.mark.parametrize("settings", [dict(temperature=0.8, top_k=40, top_p=0.9),
+                                      dict(temperature=1.0, top_p=0.95, min_p=0.05)])
+def test_sampling_matches_hf_with_the_same_seed(tmp_path, settings):
     hf = random_hf_model(300, 32, 2, 4, 32)
     hf.save_pretrained(tmp_path)
     ours = GPT.from_pretrained(tmp_path)
     prompt = random_ids(3, 4, 300)
-    settings = dict(temperature=0.8, top_k=40, top_p=0.9)
     torch.manual_seed(7)  # both draw with torch.multinomial from the global generator
     theirs = hf.generate(
         prompt,
@@ -158,6 +166,9 @@ def test_filters_match_hf_warpers():
         theirs = TopKLogitsWarper(top_k=k)(None, logits.clone())
         assert torch.equal(top_k_filter(logits, k), theirs)
     assert torch.isfinite(top_k_filter(logits, 2)[0]).sum().item() == 5
+    for min_p in (0.0, 0.05, 0.3, 1.0):
+        theirs = MinPLogitsWarper(min_p=min_p)(None, logits.clone())
+        assert torch.equal(min_p_filter(logits, min_p), theirs)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -333,6 +333,7 @@ class GPT(nn.Module):
         top_p: float | None = None,
         use_cache: bool = True,
         generator: torch.Generator | None = None,
+        min_p: float | None = None,
     ):
         """Continue each row of `idx` (B, T) by `max_new_tokens` tokens: returns (B, T + new).
 
@@ -348,7 +349,7 @@ class GPT(nn.Module):
             raise UserError("generate needs a (batch, time) prompt of at least one token")
         if max_new_tokens < 0:
             raise UserError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-        check_sampling_args(temperature, top_k, top_p)
+        check_sampling_args(temperature, top_k, top_p, min_p)
         block_size = self.config.block_size
         max_len = min(block_size, idx.shape[1] + max_new_tokens)
         cache = KVCache(self.config.n_layer, max_len) if use_cache else None
@@ -359,7 +360,8 @@ class GPT(nn.Module):
                     logits = self(new_tokens, kv_cache=cache, last_only=True)  # (B, 1, V)
                 else:
                     logits = self(idx[:, -block_size:], last_only=True)  # (B, 1, V)
-                next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)
+                next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator,
+                                      min_p=min_p)
                 idx = torch.cat([idx, next_id], dim=1)  # (B, T + 1)
         return idx
 
@@ -428,13 +430,27 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     return logits.masked_fill(remove, float("-inf"))
 
 
-def check_sampling_args(temperature: float, top_k: int | None, top_p: float | None) -> None:
+def min_p_filter(logits: torch.Tensor, min_p: float) -> torch.Tensor:
+    """Keep the tokens at least `min_p` times as likely as the most likely one: p_i ≥ min_p · p_max.
+
+    The bar moves with the model's confidence: a sure model keeps few tokens, an unsure one many.
+    Probabilities [0.5, 0.3, 0.15, 0.05] with min_p = 0.5 keep the first two (0.3 ≥ 0.25).
+    """
+    probs = torch.softmax(logits, dim=-1)  # (B, V)
+    bar = min_p * probs.max(dim=-1, keepdim=True).values  # (B, 1)
+    return logits.masked_fill(probs < bar, float("-inf"))
+
+
+def check_sampling_args(temperature: float, top_k: int | None, top_p: float | None,
+                        min_p: float | None = None) -> None:
     if temperature < 0:
         raise UserError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
     if top_k is not None and top_k < 1:
         raise UserError(f"top_k must be >= 1, got {top_k}")
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise UserError(f"top_p must be in (0, 1], got {top_p}")
+    if min_p is not None and not 0.0 <= min_p <= 1.0:
+        raise UserError(f"min_p must be in [0, 1], got {min_p}")
 
 
 def sample_next(
@@ -443,13 +459,16 @@ def sample_next(
     top_k: int | None = None,
     top_p: float | None = None,
     generator: torch.Generator | None = None,
+    *,
+    min_p: float | None = None,
 ) -> torch.Tensor:
     """Pick one token per row from logits (B, V): returns ids (B, 1).
 
     temperature 0: the argmax (greedy). Otherwise sample from softmax(logits / temperature),
-    after top_k (keep the k most likely) and then top_p (keep the nucleus) filtering.
+    after top_k (keep the k most likely), then top_p (keep the nucleus), then min_p (keep the
+    tokens at least min_p times as likely as the top one) filtering.
     """
-    check_sampling_args(temperature, top_k, top_p)
+    check_sampling_args(temperature, top_k, top_p, min_p)
     if temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)  # (B, 1)
     logits = logits / temperature  # < 1 sharpens the distribution, > 1 flattens it
@@ -457,6 +476,8 @@ def sample_next(
         logits = top_k_filter(logits, top_k)
     if top_p is not None:
         logits = top_p_filter(logits, top_p)
+    if min_p is not None:
+        logits = min_p_filter(logits, min_p)
     probs = torch.softmax(logits, dim=-1)  # (B, V)
     return torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
 
