@@ -23,6 +23,7 @@ from fromscratch.folders import (
     load_state,
     read_config,
     read_tensors,
+    read_weights,
     resolve,
     save_model,
     write_bytes,
@@ -73,6 +74,26 @@ def test_json_and_tensors_round_trip(tmp_path):
     write_tensors(tmp_path / "t.safetensors", {"t": base.t(), "i": torch.tensor([7])})
     back = read_tensors(tmp_path / "t.safetensors")  # a transposed view is stored contiguous
     assert torch.equal(back["t"], base.t()) and back["i"].dtype == torch.int64
+
+
+def test_read_weights_reads_one_file_or_every_shard_of_the_index(tmp_path):
+    write_tensors(tmp_path / "one" / "model.safetensors", {"a": torch.ones(2)})
+    assert list(read_weights(tmp_path / "one")) == ["a"]
+    shards = tmp_path / "sharded"
+    write_tensors(shards / "model-00001-of-00002.safetensors", {"a": torch.ones(2)})
+    write_tensors(shards / "model-00002-of-00002.safetensors", {"b": torch.zeros(3)})
+    write_json(shards / "model.safetensors.index.json", {"metadata": {}, "weight_map": {
+        "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}})
+    tensors = read_weights(shards)
+    assert sorted(tensors) == ["a", "b"] and torch.equal(tensors["b"], torch.zeros(3))
+    (shards / "model-00002-of-00002.safetensors").unlink()
+    with pytest.raises(UserError, match=r"has no model-00002-of-00002\.safetensors"):
+        read_weights(shards)
+    write_json(shards / "model.safetensors.index.json", {"metadata": {}})
+    with pytest.raises(UserError, match="has no weight_map"):
+        read_weights(shards)
+    with pytest.raises(UserError, match=r"has no model\.safetensors"):
+        read_weights(tmp_path / "empty")
 
 
 def test_a_write_that_fails_midway_leaves_the_old_file(tmp_path, monkeypatch):

@@ -13,7 +13,8 @@ there and theirs loads here. Reading a folder takes four steps:
                                once into the Hugging Face cache: a path on this machine
     read_config(folder)        config.json (or another JSON file of the folder) as a dict
     read_tensors(path)         a safetensors file as {name: tensor}; never a pickle, which can run
-                               code while it is read
+                               code while it is read (read_weights: a folder's one file, or all
+                               the shards of a large model)
     load_state(model, state)   every name and shape checked against the model (one error that
                                names every misfit, `check_tensors`), then the tensors copied in
 
@@ -47,6 +48,7 @@ from fromscratch.errors import UserError
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
+WEIGHTS_INDEX = "model.safetensors.index.json"  # a model cut into shards: {"weight_map": ...}
 DIFFUSERS_WEIGHTS = "diffusion_pytorch_model.safetensors"  # the same file, as diffusers names it
 FILE_MODE = 0o644  # rw-r--r--: every file this module writes
 WRITTEN_HERE = "give a folder written by save_pretrained or by training"
@@ -122,6 +124,24 @@ def read_tensors(path: str | os.PathLike, *, advice: str = WRITTEN_HERE
     except (OSError, SafetensorError) as err:
         raise UserError(f"cannot read {path} ({err}): the file is damaged or incomplete; save or "
                         "download it again") from err
+
+
+def read_weights(folder: str | os.PathLike, *, advice: str = WRITTEN_HERE
+                 ) -> dict[str, torch.Tensor]:
+    """All the tensors of a model folder: its model.safetensors or, for a model cut into
+    shards (model-00001-of-00002.safetensors, ...), every shard that model.safetensors.index.json
+    names in its "weight_map" of tensor name -> file."""
+    folder = Path(folder)
+    if (folder / WEIGHTS).is_file() or not (folder / WEIGHTS_INDEX).is_file():
+        return read_tensors(folder / WEIGHTS, advice=advice)
+    weight_map = read_config(folder, WEIGHTS_INDEX, advice=advice).get("weight_map")
+    if not isinstance(weight_map, dict):
+        raise UserError(f"{folder / WEIGHTS_INDEX} has no weight_map of tensor name -> file: "
+                        "download the model again")
+    tensors = {}
+    for shard in sorted(set(weight_map.values())):
+        tensors.update(read_tensors(folder / shard, advice=advice))
+    return tensors
 
 
 # ---------------------------------------------------------------------------------------------
