@@ -10,12 +10,14 @@ from pathlib import Path
 from pydoc_data.topics import topics
 
 import pytest
+import regex
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 
 from fromscratch.errors import UserError
 from fromscratch.tokenizers import BPETokenizer, load_tokenizer
 from fromscratch.tokenizers.bpe import (
     BYTE_TO_UNICODE,
+    GPT2_SPLIT_PATTERN,
     pretoken_counts,
     train_merges,
     train_merges_simple,
@@ -340,3 +342,20 @@ def test_trainer_speed_and_equality_on_shakespeare():
     tok = BPETokenizer.train(text, vocab_size=1024)
     assert time.perf_counter() - start < 20.0
     assert tok.merges == train_merges_simple(pretoken_counts(text), 1024 - 256)
+
+
+def test_split_patterns_apply_one_after_the_other():
+    digits_first = (regex.compile(r"\p{N}"), GPT2_SPLIT_PATTERN)
+    tok = BPETokenizer.train("", vocab_size=257, special_tokens=["<s>"])
+    assert tok.pretokens("a  12 x") == ["a", " ", " 12", " x"]  # GPT-2: digits stay together
+    tok = BPETokenizer(tok.vocab, tok.merges, tok.special_tokens, split_patterns=digits_first)
+    # The digits are cut out first, so the spaces before them no longer lean on the number.
+    assert tok.pretokens("a  12 x") == ["a", "  ", "1", "2", " x"]
+    assert tok.encode("<s>1") == [256, 49]  # special tokens are found before any pattern
+
+
+def test_ignore_merges_takes_a_whole_pretoken_from_the_vocabulary():
+    vocab = {b: bytes([b]) for b in range(256)} | {256: b"ab", 257: b"abc", 258: b"bc"}
+    merges = [(98, 99), (97, 98)]  # "bc" first, so the merges cut "abc" into a, bc
+    assert BPETokenizer(vocab, merges).encode("abc") == [97, 258]
+    assert BPETokenizer(vocab, merges, ignore_merges=True).encode("abc") == [257]

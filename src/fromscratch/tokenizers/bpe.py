@@ -6,6 +6,8 @@ Notation
               encoded and nothing is ever "unknown"
     pre-token a piece of text cut out by GPT-2's regular expression (a word with its leading
               space, a number, a run of punctuation or of spaces). Merges never cross pre-tokens.
+              Later models cut differently (digits one by one, at most three digits together):
+              the tokenizer takes its patterns as a parameter, GPT-2's by default.
     pair      two adjacent token ids (a, b)
     merge     a rule "(a, b) -> new id"; merges are applied in the order they were learned,
               called their rank (rank 0 was learned first)
@@ -83,6 +85,26 @@ GPT2_SPLIT_PATTERN = regex.compile(
     r"|\s+(?!\S)"  # whitespace, leaving the last space to start the next word
     r"|\s+"  # whitespace at the end of the text
 )
+
+
+
+def split_isolated(pattern: regex.Pattern, text: str) -> list[str]:
+    """Cut `text` into the matches of `pattern` and the stretches between them, in order.
+
+    >>> split_isolated(regex.compile("[0-9]"), "a  12")   # each digit alone, the rest kept
+    ['a  ', '1', '2']
+    """
+    pieces = []
+    start = 0
+    for match in pattern.finditer(text):
+        if match.start() > start:
+            pieces.append(text[start : match.start()])
+        pieces.append(match.group())
+        start = match.end()
+    if start < len(text):
+        pieces.append(text[start:])
+    return pieces
+
 
 ENDOFTEXT = "<|endoftext|>"
 MERGES_HEADER = "#version: 0.2"
@@ -245,7 +267,12 @@ class BPETokenizer:
 
     vocab: token id -> the bytes it stands for; must contain all 256 single bytes.
     merges: pairs of token ids in rank order; each pair's bytes joined must be in `vocab`.
-    special_tokens: text such as "<|endoftext|>" -> its id; encoded as one token, never split.
+    special_tokens: text such as "<|endoftext|>" -> its id; encoded as one token, never split
+        (they are found in the text first, longest first, before any other cutting).
+    split_patterns: the pre-tokenizer, regular expressions applied one after the other: each cuts
+        every piece the previous ones left into its matches and the stretches between them.
+    ignore_merges: a pre-token that is a whole vocabulary entry becomes that one token without
+        replaying the merges (Llama 3's tokenizer does this).
     """
 
     def __init__(
@@ -253,12 +280,17 @@ class BPETokenizer:
         vocab: dict[int, bytes],
         merges: list[tuple[int, int]],
         special_tokens: dict[str, int] | None = None,
+        *,
+        split_patterns: Iterable[regex.Pattern] = (GPT2_SPLIT_PATTERN,),
+        ignore_merges: bool = False,
     ):
         self.vocab = dict(vocab)
         self.merges = [tuple(pair) for pair in merges]
         self.special_tokens = dict(special_tokens or {})
+        self.split_patterns = tuple(split_patterns)
+        self.ignore_merges = ignore_merges
 
-        id_of_bytes = {token: i for i, token in self.vocab.items()}
+        self._id_of_bytes = id_of_bytes = {token: i for i, token in self.vocab.items()}
         missing = [b for b in range(256) if bytes([b]) not in id_of_bytes]
         if missing:
             raise UserError(f"a byte-level vocabulary needs all 256 bytes; {missing[0]} is missing")
@@ -325,8 +357,22 @@ class BPETokenizer:
 
     # -- encoding and decoding -----------------------------------------------------------------
 
+    def pretokens(self, text: str) -> list[str]:
+        """The pieces `text` is cut into before merging; merges never cross from one to the next.
+
+        >>> BPETokenizer.train("", vocab_size=256).pretokens("Hi  there, 2024")
+        ['Hi', ' ', ' there', ',', ' 2024']
+        """
+        pieces = [text]
+        for pattern in self.split_patterns:
+            pieces = [part for piece in pieces for part in split_isolated(pattern, piece)]
+        return pieces
+
     def _encode_pretoken(self, piece: str) -> list[int]:
-        ids = [self._byte_to_id[b] for b in piece.encode("utf-8")]
+        whole = piece.encode("utf-8")
+        if self.ignore_merges and whole in self._id_of_bytes:
+            return [self._id_of_bytes[whole]]
+        ids = [self._byte_to_id[b] for b in whole]
         while len(ids) > 1:
             # The adjacent pair learned earliest (lowest rank) merges first, everywhere it occurs.
             pair = min(pairwise(ids), key=lambda p: self._rank.get(p, len(self._rank)))
@@ -338,7 +384,7 @@ class BPETokenizer:
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode `text` with special-token strings treated as plain text."""
         ids = []
-        for piece in GPT2_SPLIT_PATTERN.findall(text):
+        for piece in self.pretokens(text):
             piece_ids = self._cache.get(piece)
             if piece_ids is None:
                 piece_ids = self._cache[piece] = self._encode_pretoken(piece)
@@ -389,6 +435,28 @@ class BPETokenizer:
             if not path.is_file():
                 raise UserError(f"{path} not found: a GPT-2 style BPE tokenizer needs this file")
         id_of_text = json.loads(vocab_path.read_text(encoding="utf-8"))
+        lines = merges_path.read_text(encoding="utf-8").splitlines()
+        merges = [line for line in lines if line and not line.startswith("#version")]
+        return cls.from_token_texts(id_of_text, merges, special_tokens, source=str(merges_path))
+
+    @classmethod
+    def from_token_texts(
+        cls,
+        id_of_text: dict[str, int],
+        merges: Iterable[str | list[str]],
+        special_tokens: dict[str, int | None],
+        *,
+        source: str,
+        **options,
+    ) -> "BPETokenizer":
+        """A tokenizer from a vocabulary and merges written in `BYTE_TO_UNICODE` spelling.
+
+        id_of_text: printable token string -> id, as in vocab.json (special tokens may be in it).
+        merges: "a b" strings in rank order, or ["a", "b"] pairs (newer tokenizer.json files).
+        special_tokens: name -> id, or name -> None to take the id from `id_of_text`.
+        source: the file they came from, named in error messages. options: for the constructor.
+        """
+        id_of_text = dict(id_of_text)
         specials = {}
         for name, i in special_tokens.items():
             id_in_file = id_of_text.pop(name, None)  # special tokens are not byte sequences
@@ -396,17 +464,15 @@ class BPETokenizer:
                 i = id_in_file
             if i is not None:
                 specials[name] = i
-        vocab = {i: _token_bytes(text, str(vocab_path)) for text, i in id_of_text.items()}
+        vocab = {i: _token_bytes(text, source) for text, i in id_of_text.items()}
 
-        merges = []
-        for line in merges_path.read_text(encoding="utf-8").splitlines():
-            if not line or line.startswith("#version"):
-                continue
-            parts = line.split(" ")
+        merge_ids = []
+        for line in merges:
+            parts = line.split(" ") if isinstance(line, str) else line
             if len(parts) != 2 or parts[0] not in id_of_text or parts[1] not in id_of_text:
-                raise UserError(f"{merges_path}: bad merge line {line!r} (want 'a b', both tokens)")
-            merges.append((id_of_text[parts[0]], id_of_text[parts[1]]))
-        return cls(vocab, merges, specials)
+                raise UserError(f"{source}: bad merge line {line!r} (want 'a b', both tokens)")
+            merge_ids.append((id_of_text[parts[0]], id_of_text[parts[1]]))
+        return cls(vocab, merge_ids, specials, **options)
 
     @classmethod
     def from_files(
