@@ -40,6 +40,14 @@ def test_each_name_is_the_object_its_module_defines(name):
     assert value.__module__.startswith("fromscratch.")
 
 
+def test_the_modern_decoder_is_on_the_face_without_reference_libraries():
+    code = ("import sys, fromscratch\n"
+            "from fromscratch.language.llama import Llama, LlamaConfig\n"
+            "print(fromscratch.Llama is Llama, fromscratch.LlamaConfig is LlamaConfig,"
+            " 'transformers' in sys.modules)")
+    assert run(code) == "True True False"
+
+
 def test_an_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         fromscratch.Nope  # noqa: B018

@@ -23,6 +23,8 @@ __version__ = "0.1.0"
 _FACE = {
     "GPT": "fromscratch.language.gpt",
     "GPTConfig": "fromscratch.language.gpt",
+    "Llama": "fromscratch.language.llama",
+    "LlamaConfig": "fromscratch.language.llama",
     "BertModel": "fromscratch.language.bert",
     "SentenceEncoder": "fromscratch.language.bert",
     "CharTokenizer": "fromscratch.tokenizers.char",
