@@ -31,6 +31,7 @@ _FACE = {
     "BPETokenizer": "fromscratch.tokenizers.bpe",
     "WordPieceTokenizer": "fromscratch.tokenizers.wordpiece",
     "CLIPTokenizer": "fromscratch.tokenizers.clip",
+    "load_tokenizer": "fromscratch.tokenizers",
     "ViT": "fromscratch.beyond.vit",
     "ViTConfig": "fromscratch.beyond.vit",
     "UNet": "fromscratch.stable_diffusion.unet",

@@ -265,7 +265,7 @@ def _special_token_pattern(names: Iterable[str]) -> regex.Pattern | None:
 class BPETokenizer:
     """A byte-level BPE tokenizer: a vocabulary of byte strings, ranked merges, special tokens.
 
-    vocab: token id -> the bytes it stands for; must contain all 256 single bytes.
+    vocab: token id -> the bytes it stands for; normally all 256 single bytes among them.
     merges: pairs of token ids in rank order; each pair's bytes joined must be in `vocab`.
     special_tokens: text such as "<|endoftext|>" -> its id; encoded as one token, never split
         (they are found in the text first, longest first, before any other cutting).
@@ -291,10 +291,10 @@ class BPETokenizer:
         self.ignore_merges = ignore_merges
 
         self._id_of_bytes = id_of_bytes = {token: i for i, token in self.vocab.items()}
-        missing = [b for b in range(256) if bytes([b]) not in id_of_bytes]
-        if missing:
-            raise UserError(f"a byte-level vocabulary needs all 256 bytes; {missing[0]} is missing")
-        self._byte_to_id = [id_of_bytes[bytes([b])] for b in range(256)]
+        # byte -> its token's id. A byte without one is dropped from the text when encoding, as
+        # Hugging Face's tokenizers do: SmolLM2 lacks 21, mostly bytes UTF-8 never uses.
+        self._byte_to_id = {b: id_of_bytes[bytes([b])] for b in range(256)
+                            if bytes([b]) in id_of_bytes}
         self._rank = {}  # (a, b) -> rank: lower merges first
         self._merged = {}  # (a, b) -> id of the merged token
         for rank, (a, b) in enumerate(self.merges):
@@ -372,7 +372,7 @@ class BPETokenizer:
         whole = piece.encode("utf-8")
         if self.ignore_merges and whole in self._id_of_bytes:
             return [self._id_of_bytes[whole]]
-        ids = [self._byte_to_id[b] for b in whole]
+        ids = [self._byte_to_id[b] for b in whole if b in self._byte_to_id]
         while len(ids) > 1:
             # The adjacent pair learned earliest (lowest rank) merges first, everywhere it occurs.
             pair = min(pairwise(ids), key=lambda p: self._rank.get(p, len(self._rank)))
