@@ -2,6 +2,7 @@
 them.
 
     gpt.py        GPT-2 block by block, its KV-cache generation and the sampling filters
+    gguf.py       llama.cpp's GGUF files read: 4- and 8-bit blocks decoded, Hugging Face names
     bert.py       BERT / MiniLM encoders and sentence embeddings (SentenceEncoder)
     lora.py       low-rank adapters added to any linear layer, saved and merged
     classify.py   an encoder fine-tuned as a text classifier (full or LoRA)
