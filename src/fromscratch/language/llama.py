@@ -74,7 +74,7 @@ class LlamaConfig:
     intermediate_size: int = 1536
     num_hidden_layers: int = 30
     num_attention_heads: int = 9
-    num_key_value_heads: int = 3  # = num_attention_heads: plain multi-head attention
+    num_key_value_heads: int = 3  # K; K = num_attention_heads is plain multi-head attention
     head_dim: int | None = None  # None: hidden_size // num_attention_heads
     rms_norm_eps: float = 1e-5
     rope_theta: float = 100000.0  # θ: the slowest rotation turns once every ~2πθ positions
