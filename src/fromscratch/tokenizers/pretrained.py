@@ -27,7 +27,6 @@ Two file formats carry the same facts:
 Token strings are in GPT-2's printable spelling in both ("Ġthe" is " the"; `BYTE_TO_UNICODE`).
 """
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -200,9 +199,7 @@ class PretrainedTokenizer(BPETokenizer):
     @classmethod
     def from_gguf(cls, path: str | Path) -> "PretrainedTokenizer":
         """Read the tokenizer in a GGUF file's metadata (the `gguf` package parses the file)."""
-        if importlib.util.find_spec("gguf") is None:
-            raise UserError("reading a GGUF file needs the gguf package: pip install gguf")
-        from gguf import GGUFReader
+        from gguf import GGUFReader  # imported here: only GGUF files need it (and numpy)
 
         try:
             fields = GGUFReader(path).fields
