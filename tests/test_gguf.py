@@ -12,7 +12,10 @@ from gguf import GGMLQuantizationType as Q
 from fromscratch.errors import UserError
 from fromscratch.language.gguf import BLOCK_FORMATS, dequantize, read_gguf, unpermute_rope_rows
 
-TINY = dict(vocab=40, hidden=64, heads=4, kv_heads=2, ffn=96, layers=2)  # head_dim 16
+TINY = dict(vocab=40, hidden=64, heads=4, kv_heads=2, ffn=96, layers=2)
+# A Llama's head_dim is hidden / heads; a Qwen3's need not be. (128: transformers reads a Qwen3 GGUF
+# with its default head_dim, not the file's key_length.)
+HEAD_DIM = {"llama": 16, "qwen3": 128}
 
 
 def reference(raw: np.ndarray, quant_type: Q) -> torch.Tensor:
@@ -36,7 +39,7 @@ def test_the_real_file_holds_q4_1_q8_0_and_f32(smollm2_reader):
     assert types == {Q.Q4_1, Q.Q8_0, Q.F32}
 
 
-@pytest.mark.parametrize("quant_type", [Q.Q4_1, Q.Q8_0, Q.F32])
+@pytest.mark.parametrize("quant_type", [Q.Q4_1, Q.Q8_0, Q.F32], ids=lambda q: q.name)
 def test_real_tensors_decode_as_gguf_does(smollm2_reader, quant_type):
     tensors = [t for t in smollm2_reader.tensors if t.tensor_type == quant_type][:3]
     for tensor in tensors:
@@ -66,7 +69,7 @@ def put_f16(blocks: np.ndarray, at: int, seed: int) -> None:
     blocks[:, at : at + 2] = halves.view(np.uint8)
 
 
-@pytest.mark.parametrize("quant_type", [Q.Q4_0, Q.Q4_1, Q.Q8_0])
+@pytest.mark.parametrize("quant_type", [Q.Q4_0, Q.Q4_1, Q.Q8_0], ids=lambda q: q.name)
 def test_quantized_random_weights_decode_as_gguf_does(quant_type):
     weights = np.random.default_rng(0).normal(0, 1, (8, 128)).astype(np.float32)
     raw = gguf.quants.quantize(weights, quant_type)  # (8, bytes per row)
@@ -89,7 +92,9 @@ def test_random_q6_k_blocks_decode_as_gguf_does():
     assert torch.equal(ours(blocks, Q.Q6_K), reference(blocks, Q.Q6_K))
 
 
-@pytest.mark.parametrize("dtype,quant_type", [(np.float16, Q.F16), (np.float32, Q.F32)])
+@pytest.mark.parametrize(
+    "dtype,quant_type", [(np.float16, Q.F16), (np.float32, Q.F32)], ids=["F16", "F32"]
+)
 def test_float_tensors_decode_as_gguf_does(dtype, quant_type):
     values = np.random.default_rng(6).normal(0, 1, (4, 32)).astype(dtype)
     assert torch.equal(ours(values, quant_type), reference(values, quant_type))
@@ -137,7 +142,7 @@ def test_unpermute_undoes_llama_cpp_row_order():
 def hf_weights(arch: str, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random weights of a tiny model, Hugging Face names and (out, in) shapes."""
     g = torch.Generator().manual_seed(seed)
-    h, hd, ffn = TINY["hidden"], TINY["hidden"] // TINY["heads"], TINY["ffn"]
+    h, hd, ffn = TINY["hidden"], HEAD_DIM[arch], TINY["ffn"]
     shapes = {"model.embed_tokens.weight": (TINY["vocab"], h), "model.norm.weight": (h,)}
     for n in range(TINY["layers"]):
         layer = f"model.layers.{n}."
@@ -193,6 +198,9 @@ def write_tiny_gguf(
     writer.add_feed_forward_length(TINY["ffn"])
     writer.add_head_count(TINY["heads"])
     writer.add_head_count_kv(TINY["kv_heads"])
+    if arch == "qwen3":
+        writer.add_key_length(HEAD_DIM["qwen3"])
+        writer.add_value_length(HEAD_DIM["qwen3"])
     writer.add_rope_freq_base(1e5)
     writer.add_layer_norm_rms_eps(1e-6)
     writer.add_token_list([f"t{i}" for i in range(TINY["vocab"])])
@@ -268,7 +276,21 @@ def test_an_output_tensor_unties_the_embeddings(tmp_path):
 def test_qwen3_keeps_its_rows_and_key_length(tmp_path):
     model = read_gguf(write_tiny_gguf(tmp_path / "tiny.gguf", "qwen3"))
     assert model.config["model_type"] == "qwen3"
-    assert model.config["head_dim"] == 16
+    assert model.config["head_dim"] == 128  # its key_length, not 64 / 4
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen3"])
+def test_a_tiny_file_reads_as_transformers_reads_it(tmp_path, arch):
+    transformers = pytest.importorskip("transformers")
+    path = write_tiny_gguf(tmp_path / "tiny.gguf", arch)
+    load = transformers.AutoModelForCausalLM.from_pretrained
+    reference = load(tmp_path, gguf_file=path.name, dtype=torch.float32).state_dict()
+    model = read_gguf(path)
+    assert set(reference) == set(model.tensors) | {
+        "lm_head.weight"
+    }  # tied: lm_head is the embedding
+    for name, tensor in model.tensors.items():
+        assert torch.equal(tensor, reference[name]), name
 
 
 # ---- bad files ----
