@@ -90,7 +90,7 @@ def dequantize_q4_1(blocks: torch.Tensor) -> torch.Tensor:
 
 
 def q4_k_scales_and_mins(packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(n, 12) uint8 -> s, n_: (n, 8) each, eight 6-bit sub-block scales and mins.
+    """(n, 12) uint8 -> (scales s, mins n): (n, 8) each, the sub-blocks' 6-bit numbers.
 
     Bytes 0-3 hold s_0..s_3 in their low 6 bits, bytes 4-7 hold n_0..n_3; bytes 8-11 hold the low
     4 bits of s_4..s_7 (low nibble) and n_4..n_7 (high nibble), whose top 2 bits are the spare
@@ -124,15 +124,15 @@ def dequantize_q6_k(blocks: torch.Tensor) -> torch.Tensor:
     return ((d * scales)[:, :, None] * q).reshape(-1, 256)
 
 
-BLOCK_FORMATS = {  # type: (numbers per block, bytes per block, bytes -> numbers)
-    GGMLQuantizationType.F32: (1, 4, dequantize_f32),
-    GGMLQuantizationType.F16: (1, 2, dequantize_f16),
-    GGMLQuantizationType.BF16: (1, 2, dequantize_bf16),
-    GGMLQuantizationType.Q8_0: (32, 34, dequantize_q8_0),
-    GGMLQuantizationType.Q4_0: (32, 18, dequantize_q4_0),
-    GGMLQuantizationType.Q4_1: (32, 20, dequantize_q4_1),
-    GGMLQuantizationType.Q4_K: (256, 144, dequantize_q4_k),
-    GGMLQuantizationType.Q6_K: (256, 210, dequantize_q6_k),
+BLOCK_FORMATS = {  # type: (bytes per block, bytes -> numbers)
+    GGMLQuantizationType.F32: (4, dequantize_f32),
+    GGMLQuantizationType.F16: (2, dequantize_f16),
+    GGMLQuantizationType.BF16: (2, dequantize_bf16),
+    GGMLQuantizationType.Q8_0: (34, dequantize_q8_0),
+    GGMLQuantizationType.Q4_0: (18, dequantize_q4_0),
+    GGMLQuantizationType.Q4_1: (20, dequantize_q4_1),
+    GGMLQuantizationType.Q4_K: (144, dequantize_q4_k),
+    GGMLQuantizationType.Q6_K: (210, dequantize_q6_k),
 }
 
 
@@ -142,7 +142,7 @@ def dequantize(raw: torch.Tensor, quant_type: GGMLQuantizationType) -> torch.Ten
     Every block is decoded at once: the bytes are cut into a (n_blocks, bytes per block) table and
     the format's arithmetic runs on whole columns of it.
     """
-    _, block_bytes, decode = BLOCK_FORMATS[quant_type]
+    block_bytes, decode = BLOCK_FORMATS[quant_type]
     return decode(raw.reshape(-1, block_bytes)).reshape(-1)
 
 
