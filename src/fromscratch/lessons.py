@@ -43,14 +43,17 @@ class Topic:
     topic: str
 
 
-LANGUAGE, BEYOND, DIFFUSION, STABLE, SCALE = (
+LANGUAGE, MODERN, BEYOND, DIFFUSION, STABLE, SCALE = (
     "Language models",
+    "Modern LLMs",
     "Beyond language",
     "The mathematics of diffusion",
     "Stable Diffusion, piece by piece",
     "Scale and science",
 )
 
+# In the order to take them; a lesson's number is its file's, so 24 and 25 (Modern LLMs) come
+# right after the Language models they build on.
 CURRICULUM = (
     Topic(1, LANGUAGE, "tokenization"),
     Topic(2, LANGUAGE, "attention and einsum"),
@@ -58,6 +61,8 @@ CURRICULUM = (
     Topic(4, LANGUAGE, "training a language model"),
     Topic(5, LANGUAGE, "generation"),
     Topic(6, LANGUAGE, "pretrained models and fine-tuning (BERT)"),
+    Topic(24, MODERN, "from GPT-2 to a modern decoder"),
+    Topic(25, MODERN, "a real chat model in your own code"),
     Topic(7, BEYOND, "vision transformer"),
     Topic(8, BEYOND, "generating images token by token"),
     Topic(9, BEYOND, "arithmetic"),
