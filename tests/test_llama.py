@@ -202,6 +202,24 @@ def test_generation_stops_at_a_stop_token_and_pads_the_finished_rows():
     assert torch.equal(model.generate(idx, 0), idx)
 
 
+def test_streaming_with_a_kept_cache_continues_as_one_generation():
+    model = tiny_model()
+    idx = random_ids(1, 5)
+    whole = model.generate(idx, 9)  # greedy: (1, 14)
+    cache = KVCache(model.config.num_hidden_layers, max_len=20)
+    first = torch.cat([idx, *model.stream(idx, 4, kv_cache=cache)], dim=1)  # (1, 9)
+    assert torch.equal(first, whole[:, :9])
+    assert cache.length == 8  # the last token chosen is not fed yet
+    steps = model.stream(first, 5, kv_cache=cache)
+    assert torch.equal(next(steps), whole[:, 9:10])  # one step, then stop early, as Ctrl-C does
+    steps.close()
+    second = torch.cat([first, whole[:, 9:10], *model.stream(whole[:, :10], 4, kv_cache=cache)],
+                       dim=1)
+    assert torch.equal(second, whole)
+    with pytest.raises(UserError, match="no room for 14 tokens and 10 more"):
+        next(model.stream(whole, 10, kv_cache=cache))
+
+
 def test_generation_errors():
     model = tiny_model()
     idx = random_ids(2, 4)
@@ -245,6 +263,77 @@ def test_config_reads_both_ways_of_writing_rope_and_refuses_what_it_cannot_run()
         LlamaConfig(**{**TINY, "num_key_value_heads": 3})
     with pytest.raises(UserError, match="rope_scaling .* is not supported"):
         LlamaConfig(**TINY, rope_scaling={"rope_type": "llama3", "factor": 8.0})
+
+
+# ---------------------------------------------------------------------------------------------
+# decoding speed: the fast paths equal the plain ones
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("rows", [(1, 1), (8, 1), (2, 3)])
+def test_linear_split_over_threads_equals_the_plain_product(rows, two_threads, monkeypatch):
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(12, 5)
+    x = torch.randn(*rows, 12)
+    expected, weight = layer(x).detach(), layer.weight.detach()  # (B, T, 5), (5, 12)
+    layer.weight = torch.nn.Parameter(llama.store_by_columns(weight))
+    assert torch.equal(layer.weight, weight)  # same values
+    assert layer.weight.t().is_contiguous()  # stored as Wᵀ
+    batched = []
+    monkeypatch.setattr(torch, "bmm", lambda a, b: batched.append(a.shape) or a @ b)
+    with torch.no_grad():
+        y = llama.linear(layer, x)
+    assert batched == [(2, rows[0] * rows[1], 6)]  # two halves of the input axis, one product
+    assert torch.allclose(y, expected, atol=1e-6)
+
+
+def test_linear_keeps_the_plain_product_for_many_rows_gradients_and_one_thread(monkeypatch):
+    layer = torch.nn.Linear(12, 5)
+    layer.weight = torch.nn.Parameter(llama.store_by_columns(layer.weight.detach()))
+    monkeypatch.setattr(torch, "bmm", lambda a, b: pytest.fail("split although it should not"))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        y = llama.linear(layer, torch.randn(1, 1, 12))  # gradients wanted: autograd's path
+        y.sum().backward()
+        assert layer.weight.grad.shape == (5, 12)
+        with torch.no_grad():
+            llama.linear(layer, torch.randn(1, llama.SPLIT_MAX_ROWS + 1, 12))  # compute-bound
+            torch.set_num_threads(1)
+            llama.linear(layer, torch.randn(1, 1, 12))  # one thread: nothing to split over
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_loaded_weights_are_stored_by_columns_and_decode_as_before(two_threads):
+    model = tiny_model(rope_scaling=LLAMA3, tie_word_embeddings=False)
+    loaded = Llama.from_tensors(model.config, model.state_dict(), "memory")
+    for name, weight in loaded.named_parameters():
+        assert weight.dim() == 1 or weight.t().is_contiguous(), name
+        assert torch.equal(weight, model.get_parameter(name)), name
+    idx = random_ids(2, 5)
+    with torch.no_grad():
+        assert torch.allclose(loaded(idx), model(idx), atol=1e-5)  # the plain products
+        cache, theirs = KVCache(model.config.num_hidden_layers, 6), \
+            KVCache(model.config.num_hidden_layers, 6)
+        loaded(idx, kv_cache=cache), model(idx, kv_cache=theirs)
+        step = random_ids(2, 1, seed=7)  # 2 rows: the split products
+        assert torch.allclose(loaded(step, kv_cache=cache), model(step, kv_cache=theirs),
+                              atol=1e-5)
+    assert torch.equal(loaded.generate(idx, 10), model.generate(idx, 10))
+
+
+def test_a_mask_of_ones_generates_as_no_mask():
+    model = tiny_model()
+    idx = random_ids(2, 4)
+    assert torch.equal(model.generate(idx, 6, attention_mask=torch.ones_like(idx)),
+                       model.generate(idx, 6))
 
 
 def test_save_pretrained_round_trip(tmp_path):

@@ -209,6 +209,41 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 # ---------------------------------------------------------------------------------------------
+# Linear maps at decoding speed
+# ---------------------------------------------------------------------------------------------
+# Decoding one token multiplies each weight matrix by a single vector: the time goes into
+# reading the weights from memory, once per token. Two things make that read fast on a CPU:
+# 1. Column-major storage: W (out, in) kept as Wᵀ (in, out) in memory, so x Wᵀ is x times a
+#    contiguous matrix (BLAS streams it faster than rows of W). The parameter is still W, a
+#    transposed view of that memory: same names, same values, no extra copy.
+# 2. Every core reading: a matrix-vector product runs on one thread, so the input axis is cut
+#    into one piece per thread, x Wᵀ = Σ_s x_s W_sᵀ, and the pieces run as one batched product.
+SPLIT_MAX_ROWS = 8  # up to this many rows (batch × new tokens) a product is memory-bound
+
+
+def store_by_columns(weight: torch.Tensor) -> torch.Tensor:
+    """`weight` (out, in) with the same values, laid out in memory as its transpose (in, out)."""
+    return weight.t().contiguous().t()
+
+
+def linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """layer(x) = x Wᵀ + b for x (..., in), split over the threads when few rows are multiplied
+    (decoding) and W is stored by columns; the same numbers up to float rounding order."""
+    weight = layer.weight  # (out, in)
+    rows, n_in = x[..., 0].numel(), x.shape[-1]
+    splits = torch.get_num_threads()
+    if rows > SPLIT_MAX_ROWS or splits == 1 or n_in % splits or not weight.t().is_contiguous() \
+            or torch.is_grad_enabled():
+        return layer(x)  # (..., out)
+    x_parts = x.reshape(rows, splits, n_in // splits).transpose(0, 1)  # (S, rows, in/S)
+    w_parts = weight.t().view(splits, n_in // splits, -1)  # (S, in/S, out): Wᵀ cut by rows
+    y = torch.bmm(x_parts, w_parts).sum(dim=0)  # Σ_s x_s W_sᵀ: (rows, out)
+    if layer.bias is not None:
+        y = y + layer.bias
+    return y.view(*x.shape[:-1], -1)  # (..., out)
+
+
+# ---------------------------------------------------------------------------------------------
 # The model
 # ---------------------------------------------------------------------------------------------
 def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
@@ -239,9 +274,9 @@ class LlamaAttention(nn.Module):
     def forward(self, x, cos, sin, *, mask=None, kv_cache=None):
         B, T, _ = x.shape
         H, K, D = self.n_head, self.n_kv_head, self.head_dim
-        q = self.q_proj(x).view(B, T, H, D)
-        k = self.k_proj(x).view(B, T, K, D)
-        v = self.v_proj(x).view(B, T, K, D)
+        q = linear(self.q_proj, x).view(B, T, H, D)
+        k = linear(self.k_proj, x).view(B, T, K, D)
+        v = linear(self.v_proj, x).view(B, T, K, D)
         if self.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)  # each head to root-mean-square 1, then gains
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, heads, T, D)
@@ -251,7 +286,7 @@ class LlamaAttention(nn.Module):
         k, v = repeat_kv(k, H // K), repeat_kv(v, H // K)  # (B, H, T_past + T, D)
         # y = softmax(q kᵀ / √D + M) v, M = -∞ at later tokens and at padding
         y = scaled_dot_product_attention(q, k, v, mask=mask, causal=True, fast=True)
-        return self.o_proj(y.transpose(1, 2).reshape(B, T, H * D))  # (B, T, C)
+        return linear(self.o_proj, y.transpose(1, 2).reshape(B, T, H * D))  # (B, T, C)
 
 
 class LlamaMLP(nn.Module):
@@ -264,7 +299,8 @@ class LlamaMLP(nn.Module):
 
     def forward(self, x):
         # SwiGLU(x) = (SiLU(x W_gate) ⊙ x W_up) W_down, SiLU(z) = z·σ(z) (derivations: #swiglu)
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))  # (B, T, C)
+        gate, up = linear(self.gate_proj, x), linear(self.up_proj, x)  # (B, T, F) each
+        return linear(self.down_proj, F.silu(gate) * up)  # (B, T, C)
 
 
 class LlamaDecoderLayer(nn.Module):
@@ -336,9 +372,18 @@ class Llama(nn.Module):
             kv_cache.length += T
         if last_only:
             x = x[:, -1:, :]  # (B, 1, C)
-        return self.lm_head(self.model.norm(x))  # (B, T, V)
+        return linear(self.lm_head, self.model.norm(x))  # (B, T, V)
 
-    def generate(
+    def generate(self, idx, max_new_tokens: int, **options):
+        """Continue each row of `idx` (B, T) by up to `max_new_tokens` tokens: (B, T + new).
+
+        options: those of `stream` (temperature, top_k, top_p, min_p, stop, use_cache,
+        generator, attention_mask), which chooses the tokens one step at a time.
+        """
+        new = self.stream(idx, max_new_tokens, **options)  # (B, 1) each
+        return torch.cat([idx, *new], dim=1)  # (B, T + new)
+
+    def stream(
         self,
         idx,
         max_new_tokens: int,
@@ -350,17 +395,25 @@ class Llama(nn.Module):
         use_cache: bool = True,
         generator: torch.Generator | None = None,
         attention_mask=None,
+        kv_cache: KVCache | None = None,
     ):
-        """Continue each row of `idx` (B, T) by up to `max_new_tokens` tokens: (B, T + new).
+        """Continue each row of `idx` (B, T), yielding each new column of ids (B, 1) as it is
+        chosen, up to `max_new_tokens` of them.
 
         temperature 0 picks the most likely token (greedy); otherwise see `sample_next`.
         stop: token ids; a row ends at its first one (which is kept), and is padded afterwards
             with pad_token_id (the first stop id if the config has none). Generation ends when
-            every row has stopped, so `new` can be less than max_new_tokens.
+            every row has stopped, so fewer than max_new_tokens can come.
         use_cache: keep keys and values in a preallocated `KVCache` and feed one new token per
             step (same tokens as re-running the whole sequence each step).
         attention_mask: (B, T), 0 at the left padding of prompts shorter than T; each row then
             continues exactly as it would alone.
+        kv_cache: continue a cache kept from an earlier call (a conversation's earlier turns):
+            its first `kv_cache.length` positions are idx[:, :kv_cache.length], so only the
+            tokens after them are computed. It must have room for T + max_new_tokens - 1
+            positions (the last token chosen is not fed).
+        Stopping early (a `break`, Ctrl-C) leaves the cache consistent: it holds the first
+        `kv_cache.length` tokens of idx and those yielded, and a later call feeds the rest.
         """
         if idx.dim() != 2 or idx.shape[1] == 0:
             raise UserError("generate needs a (batch, time) prompt of at least one token")
@@ -374,27 +427,32 @@ class Llama(nn.Module):
                 (attention_mask.diff(dim=-1) < 0).any():
             raise UserError("attention_mask must be (batch, time) of 0s then 1s, padding on the "
                             "left and every prompt's last token real: pad prompts on the left")
+        cache = kv_cache
+        if cache is None and use_cache:
+            cache = KVCache(self.config.num_hidden_layers, T + max_new_tokens)
+        if cache is not None and not cache.length < T <= cache.max_len - max_new_tokens + 1:
+            raise UserError(f"the cache holds {cache.length} of its {cache.max_len} positions: "
+                            f"it has no room for {T} tokens and {max_new_tokens} more")
         stop_ids = torch.tensor(stop or [], dtype=idx.dtype, device=idx.device)
         pad_id = self.config.pad_token_id if self.config.pad_token_id is not None else \
             (stop[0] if stop else 0)
         finished = torch.zeros(B, dtype=torch.bool, device=idx.device)
-        cache = KVCache(self.config.num_hidden_layers, T + max_new_tokens) if use_cache else None
-        with evaluating(self):
-            for _ in range(max_new_tokens):
-                if cache is not None:  # the whole prompt first, then one token at a time
+        for _ in range(max_new_tokens):
+            with evaluating(self):  # per step: between steps the caller's modes are its own
+                if cache is not None:  # the tokens not yet cached first, then one at a time
                     logits = self(idx[:, cache.length:], attention_mask=attention_mask,
                                   kv_cache=cache, last_only=True)  # (B, 1, V)
                 else:
                     logits = self(idx, attention_mask=attention_mask, last_only=True)
-                next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator,
-                                      min_p=min_p)  # (B, 1)
-                next_id = next_id.masked_fill(finished[:, None], pad_id)  # stopped rows pad
-                idx = torch.cat([idx, next_id], dim=1)  # (B, T + 1)
-                attention_mask = F.pad(attention_mask, (0, 1), value=1)
-                finished |= torch.isin(next_id[:, 0], stop_ids)
-                if finished.all():
-                    break
-        return idx
+            next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator,
+                                  min_p=min_p)  # (B, 1)
+            next_id = next_id.masked_fill(finished[:, None], pad_id)  # stopped rows pad
+            idx = torch.cat([idx, next_id], dim=1)  # (B, T + 1)
+            attention_mask = F.pad(attention_mask, (0, 1), value=1)
+            finished |= torch.isin(next_id[:, 0], stop_ids)
+            yield next_id
+            if finished.all():
+                return
 
     # -----------------------------------------------------------------------------------------
     # Hugging Face folders, GGUF files, Hub names
@@ -443,6 +501,11 @@ class Llama(nn.Module):
         with torch.device("meta"):
             model = cls(config)
         load_state(model, state, source, assign=True)
+        tied = config.tie_word_embeddings
+        for module in model.modules():  # the layout that decoding reads fastest (see `linear`)
+            if isinstance(module, (nn.Linear, nn.Embedding)) and not (tied and
+                                                                      module is model.lm_head):
+                module.weight = nn.Parameter(store_by_columns(module.weight.detach()))
         model.tie_weights()  # assign replaced embed_tokens: tie again
         return model.eval()
 
