@@ -421,12 +421,14 @@ class Llama(nn.Module):
             raise UserError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
         check_sampling_args(temperature, top_k, top_p, min_p)
         B, T = idx.shape
-        if attention_mask is None:
-            attention_mask = torch.ones_like(idx)
-        elif attention_mask.shape != (B, T) or (attention_mask[:, -1] == 0).any() or \
-                (attention_mask.diff(dim=-1) < 0).any():
-            raise UserError("attention_mask must be (batch, time) of 0s then 1s, padding on the "
-                            "left and every prompt's last token real: pad prompts on the left")
+        if attention_mask is not None:
+            if attention_mask.shape != (B, T) or (attention_mask[:, -1] == 0).any() or \
+                    (attention_mask.diff(dim=-1) < 0).any():
+                raise UserError("attention_mask must be (batch, time) of 0s then 1s, padding on "
+                                "the left and every prompt's last token real: pad prompts on the "
+                                "left")
+            if attention_mask.all():
+                attention_mask = None  # no padding: attention needs no mask tensor
         cache = kv_cache
         if cache is None and use_cache:
             cache = KVCache(self.config.num_hidden_layers, T + max_new_tokens)
@@ -448,7 +450,8 @@ class Llama(nn.Module):
                                   min_p=min_p)  # (B, 1)
             next_id = next_id.masked_fill(finished[:, None], pad_id)  # stopped rows pad
             idx = torch.cat([idx, next_id], dim=1)  # (B, T + 1)
-            attention_mask = F.pad(attention_mask, (0, 1), value=1)
+            if attention_mask is not None:
+                attention_mask = F.pad(attention_mask, (0, 1), value=1)
             finished |= torch.isin(next_id[:, 0], stop_ids)
             yield next_id
             if finished.all():
