@@ -141,6 +141,9 @@ def test_the_command_list_names_every_command_module_once():
 BAD_INPUT = {
     "gpt": (["gpt", "train", "--data", "pydoc", "--out", "{tmp}/o", "--max-steps", "x"],
             ["gpt", "eval", "--ckpt", "{tmp}/none", "--data", "pydoc"]),
+    "llm": (["llm", "generate", "--prompt", "hi", "--max-new-tokens", "0"],
+            ["llm", "generate", "--model", "{tmp}/none.gguf", "--prompt", "hi"]),
+    "chat": (["chat", "--temperature", "-1"], ["chat", "--model", "{tmp}/none"]),
     "bert": (["bert", "search", "--corpus", "c.txt", "--top-k", "0", "q"],
              ["bert", "search", "--corpus", "{tmp}/none.txt", "q"]),
     "vit": (["vit", "train", "--out", "{tmp}/o", "--max-steps", "x"],

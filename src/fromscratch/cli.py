@@ -15,8 +15,8 @@ from fromscratch.commands.common import CommandParser
 from fromscratch.errors import UserError
 
 # the modules of `commands/`, in the order of the curriculum (and of `fromscratch --help`)
-COMMANDS = ("gpt", "bert", "vit", "imagegpt", "arithmetic", "audio", "music", "diffusion", "sd",
-            "neuro", "lessons")
+COMMANDS = ("gpt", "llm", "chat", "bert", "vit", "imagegpt", "arithmetic", "audio", "music",
+            "diffusion", "sd", "neuro", "lessons")
 
 
 def build_parser() -> CommandParser:
