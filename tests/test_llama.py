@@ -313,10 +313,12 @@ def test_linear_keeps_the_plain_product_for_many_rows_gradients_and_one_thread(m
 
 def test_loaded_weights_are_stored_by_columns_and_decode_as_before(two_threads):
     model = tiny_model(rope_scaling=LLAMA3, tie_word_embeddings=False)
-    loaded = Llama.from_tensors(model.config, model.state_dict(), "memory")
+    state = model.state_dict()
+    loaded = Llama.from_tensors(model.config, state, "memory")
     for name, weight in loaded.named_parameters():
         assert weight.dim() == 1 or weight.t().is_contiguous(), name
         assert torch.equal(weight, model.get_parameter(name)), name
+        assert weight.data_ptr() == state[name].data_ptr(), name  # no second copy kept
     idx = random_ids(2, 5)
     with torch.no_grad():
         assert torch.allclose(loaded(idx), model(idx), atol=1e-5)  # the plain products
@@ -327,6 +329,17 @@ def test_loaded_weights_are_stored_by_columns_and_decode_as_before(two_threads):
         assert torch.allclose(loaded(step, kv_cache=cache), model(step, kv_cache=theirs),
                               atol=1e-5)
     assert torch.equal(loaded.generate(idx, 10), model.generate(idx, 10))
+
+
+def test_bfloat16_weights_decode_close_to_float32():
+    model = tiny_model()
+    idx = random_ids(2, 6)
+    with torch.no_grad():
+        expected = model(idx)  # (B, T, V)
+        logits = model.to(torch.bfloat16)(idx)
+    assert logits.dtype == torch.bfloat16  # RoPE's angles follow the weights' dtype
+    assert (logits.float() - expected).abs().max() < 0.05 * expected.abs().max()
+    assert model.generate(idx, 3).shape == (2, 9)
 
 
 def test_a_mask_of_ones_generates_as_no_mask():

@@ -366,6 +366,7 @@ class Llama(nn.Module):
             positions = real_before.clamp(min=0)[:, start:]  # (B, T)
         cos, sin = rope_cos_sin(positions, rope_frequencies(self.config, idx.device))  # (B, T, D)
         x = self.model.embed_tokens(idx)  # (B, T, C)
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # q and k keep the weights' dtype
         for layer in self.model.layers:
             x = layer(x, cos, sin, mask=mask, kv_cache=kv_cache)  # (B, T, C)
         if kv_cache is not None:
@@ -490,25 +491,29 @@ class Llama(nn.Module):
     @classmethod
     def from_tensors(cls, config: LlamaConfig, state: dict, source) -> "Llama":
         """The model of `config` with the tensors `state` (Hugging Face names), checked against
-        it by name and shape; `source` names where they came from in errors."""
-        state = {key: tensor for key, tensor in state.items()
-                 if not key.endswith("rotary_emb.inv_freq")}  # old files store RoPE's ω too
+        it by name and shape; `source` names where they came from in errors. The model takes
+        the tensors over: in `state` each matrix is replaced by its copy stored by columns."""
+        for key in [key for key in state if key.endswith("rotary_emb.inv_freq")]:
+            del state[key]  # old files store RoPE's ω too
         embed = state.get("model.embed_tokens.weight")
-        if config.tie_word_embeddings and embed is not None:  # lm_head is embed_tokens
-            lm_head = state.setdefault("lm_head.weight", embed)
-            if not torch.equal(lm_head, embed):
+        tied = config.tie_word_embeddings and embed is not None  # lm_head is embed_tokens
+        if tied:
+            if not torch.equal(state.pop("lm_head.weight", embed), embed):
                 raise UserError(f"{source} says tie_word_embeddings but its lm_head differs from "
                                 "embed_tokens: set tie_word_embeddings false in config.json")
+        del embed
+        # Every matrix in the layout that decoding reads fastest (see `linear`), each original
+        # let go as soon as it is copied: the weights are never in memory twice.
+        for key in list(state):
+            if state[key].dim() == 2:
+                state[key] = store_by_columns(state[key])
+        if tied:
+            state["lm_head.weight"] = state["model.embed_tokens.weight"]
         # Build on the meta device (shapes only: no memory, no random init), then adopt the
         # tensors as the parameters.
         with torch.device("meta"):
             model = cls(config)
         load_state(model, state, source, assign=True)
-        tied = config.tie_word_embeddings
-        for module in model.modules():  # the layout that decoding reads fastest (see `linear`)
-            if isinstance(module, (nn.Linear, nn.Embedding)) and not (tied and
-                                                                      module is model.lm_head):
-                module.weight = nn.Parameter(store_by_columns(module.weight.detach()))
         model.tie_weights()  # assign replaced embed_tokens: tie again
         return model.eval()
 
