@@ -58,6 +58,9 @@ def demo() -> None:
         "--out", "runs/demo", "--overwrite")
     run(cli, "gpt", "sample", "--ckpt", "runs/demo", "--prompt", "The ", "--max-new-tokens", "300",
         "--temperature", "0.7", "--top-k", "20")
+    # a released chat model (SmolLM2-135M-Instruct, 4-bit GGUF) answering, run by our own code
+    run(cli, "llm", "generate", "--model", "smollm2-135m-instruct", "--chat", "--prompt",
+        "What is a neuron?", "--max-new-tokens", "200")
 
 
 def lint() -> None:

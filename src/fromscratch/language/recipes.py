@@ -17,7 +17,9 @@ RECIPES: dict[str, Recipe] = {
         description="a small character-level GPT: letters, spaces and short words in a minute",
         model=dict(block_size=64, n_layer=2, n_head=4, n_embd=192, dropout=0.0, bias=False),
         batch_size=64,
-        train=dict(max_steps=120, lr=6e-3, min_lr=6e-5, warmup_steps=20, eval_interval=60),
+        # about a minute of steps on 2 CPU cores (~5 steps/s), the cosine decayed by its end;
+        # the demo stops at 60 s (--max-time 60) on a slower or busier machine
+        train=dict(max_steps=300, lr=6e-3, min_lr=6e-5, warmup_steps=30, eval_interval=100),
         extra=dict(tokenizer="char"),
     ),
     "nanogpt-cpu": Recipe(
