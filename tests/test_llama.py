@@ -342,6 +342,20 @@ def test_bfloat16_weights_decode_close_to_float32():
     assert model.generate(idx, 3).shape == (2, 9)
 
 
+@pytest.mark.parametrize("kv_heads", [1, 2, 4])
+def test_the_grouped_kernel_equals_attention_over_copied_heads(kv_heads):
+    model = tiny_model(num_attention_heads=4, num_key_value_heads=kv_heads)
+    idx, step = random_ids(2, 5), random_ids(2, 1, seed=3)
+    ones = torch.ones(2, 6, dtype=torch.long)  # a mask: attention over repeat_kv's copies
+    caches = [KVCache(model.config.num_hidden_layers, 6) for _ in range(2)]
+    with torch.no_grad():
+        grouped = model(idx, kv_cache=caches[0]), model(step, kv_cache=caches[0])
+        copied = (model(idx, attention_mask=ones[:, :5], kv_cache=caches[1]),
+                  model(step, attention_mask=ones, kv_cache=caches[1]))
+    for ours, theirs in zip(grouped, copied, strict=True):  # the prompt, then one new token
+        assert torch.allclose(ours, theirs, atol=1e-5)
+
+
 def test_a_mask_of_ones_generates_as_no_mask():
     model = tiny_model()
     idx = random_ids(2, 4)

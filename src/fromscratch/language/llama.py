@@ -283,9 +283,14 @@ class LlamaAttention(nn.Module):
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # q·k now sees relative position
         if kv_cache is not None:
             k, v = kv_cache.update(self.layer_idx, k, v)  # (B, K, T_past + T, D): K heads cached
-        k, v = repeat_kv(k, H // K), repeat_kv(v, H // K)  # (B, H, T_past + T, D)
         # y = softmax(q kᵀ / √D + M) v, M = -∞ at later tokens and at padding
-        y = scaled_dot_product_attention(q, k, v, mask=mask, causal=True, fast=True)
+        if mask is None and T in (1, k.shape[2]):  # a lone new token, or a whole prompt
+            # PyTorch's fused kernel reads key/value head h // (H/K) for query head h itself:
+            # the same numbers as the copies below, without making them
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, enable_gqa=True)
+        else:
+            k, v = repeat_kv(k, H // K), repeat_kv(v, H // K)  # (B, H, T_past + T, D)
+            y = scaled_dot_product_attention(q, k, v, mask=mask, causal=True, fast=True)
         return linear(self.o_proj, y.transpose(1, 2).reshape(B, T, H * D))  # (B, T, C)
 
 
