@@ -79,12 +79,6 @@ def stop_ids(model: Llama, tokenizer) -> list[int]:
     return sorted(ids - {None})
 
 
-def token_bytes(tokenizer, token: int) -> bytes:
-    """The bytes of one token (a special token's are its name's)."""
-    return tokenizer.vocab[token] if token in tokenizer.vocab else \
-        tokenizer.decode([token]).encode("utf-8")
-
-
 def stream_text(model: Llama, tokenizer, ids: list[int], max_new_tokens: int, *,
                 stop: list[int], answer: list[int], kv_cache: KVCache | None = None,
                 **sampling) -> Iterator[str]:
@@ -100,7 +94,7 @@ def stream_text(model: Llama, tokenizer, ids: list[int], max_new_tokens: int, *,
         token = next_id.item()
         answer.append(token)
         if token not in stop:
-            piece = decoder.decode(token_bytes(tokenizer, token))  # "" until a character ends
+            piece = decoder.decode(tokenizer.token_bytes(token))  # "" until a character ends
             if piece:
                 yield piece
     rest = decoder.decode(b"", final=True)  # an unfinished character at the end: "\ufffd"

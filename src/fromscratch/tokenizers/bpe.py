@@ -409,17 +409,18 @@ class BPETokenizer:
                 ids.extend(self.encode_ordinary(piece))
         return ids
 
+    def token_bytes(self, i: int) -> bytes:
+        """The bytes of token `i` (a special token's are its name's): a character can span
+        two tokens, so one token's bytes need not be valid UTF-8 on their own."""
+        if i in self.vocab:
+            return self.vocab[i]
+        if i in self._special_of_id:
+            return self._special_of_id[i].encode("utf-8")
+        raise UserError(f"token id {i} is not in this tokenizer's vocabulary")
+
     def decode(self, ids: list[int]) -> str:
         """Text of `ids`; byte sequences that are not valid UTF-8 become "\ufffd"."""
-        chunks = []
-        for i in ids:
-            if i in self.vocab:
-                chunks.append(self.vocab[i])
-            elif i in self._special_of_id:
-                chunks.append(self._special_of_id[i].encode("utf-8"))
-            else:
-                raise UserError(f"token id {i} is not in this tokenizer's vocabulary")
-        return b"".join(chunks).decode("utf-8", errors="replace")
+        return b"".join(self.token_bytes(i) for i in ids).decode("utf-8", errors="replace")
 
     # -- files -----------------------------------------------------------------------------------
 
